@@ -1,0 +1,305 @@
+"""Typed, frozen configuration with the presets of SPEC.md §8.
+
+Every module receives only its own section; builders receive the root `DramaConfig`.
+Edit a preset with `dataclasses.replace` (see `DramaConfig.replace_path` for dotted names).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Backbone = Literal["mamba2", "mamba", "gru", "transformer"]
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Atari100k protocol (SPEC §1)."""
+
+    frame_size: int = 64
+    """Side of the square RGB observation after INTER_AREA resizing."""
+    action_repeat: int = 4
+    """Frames per agent step; rewards are summed, the last two frames max-pooled."""
+    max_episode_frames: int = 108_000
+    """ALE frame limit after which an episode is truncated."""
+    life_loss_termination: bool = True
+    """Report a lost life as `info['life_loss']` (stored as a termination flag)."""
+    same_seed_every_reset: bool = False
+    """The authors' behaviour: reseed with the run seed at every reset (identical starts)."""
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    """Sequence model over (z, a) (SPEC §2 "Sequence model")."""
+
+    backbone: Backbone = "mamba2"
+    """Which mixer the residual blocks use: mamba2 (Drama), mamba, gru or transformer."""
+    d_model: int = 512
+    """Width of the residual stream and of the output d_t."""
+    n_layers: int = 2
+    """Number of pre-norm residual blocks."""
+    expand: int = 2
+    """Mamba inner width = expand * d_model."""
+    headdim: int = 64
+    """Mamba-2 head size (authors' code: 64; the paper's table: 128)."""
+    d_state: int = 16
+    """SSM state size N."""
+    ngroups: int = 1
+    """Mamba-2 groups sharing B and C."""
+    d_conv: int = 4
+    """Width of the depthwise causal convolution."""
+    chunk_size: int = 256
+    """Chunk length of the SSD algorithm."""
+    dt_min: float = 1e-3
+    """Lower end of the log-uniform initial step size."""
+    dt_max: float = 0.1
+    """Upper end of the log-uniform initial step size."""
+    dt_init_floor: float = 1e-4
+    """Floor applied to the initial step size."""
+    a_init_min: float = 1.0
+    """A = -exp(A_log), A_log = log U(a_init_min, a_init_max)."""
+    a_init_max: float = 16.0
+    """See `a_init_min`."""
+    norm_eps: float = 1e-5
+    """Epsilon of every RMSNorm in the sequence model."""
+    n_heads: int = 8
+    """Attention heads of the transformer backbone."""
+    max_len: int = 4096
+    """Longest sequence the transformer's positional encoding supports."""
+
+    @property
+    def d_inner(self) -> int:
+        return self.expand * self.d_model
+
+    @property
+    def nheads(self) -> int:
+        return self.d_inner // self.headdim
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    """Autoencoder, heads and loss of the world model (SPEC §2)."""
+
+    encoder_channels: tuple[int, ...] = (16, 32, 48, 64, 64)
+    """Output channels of the encoder convolutions."""
+    encoder_strides: tuple[int, ...] = (1, 2, 2, 2, 2)
+    """Strides of the encoder convolutions."""
+    decoder_channels: tuple[int, ...] = (64, 48, 32, 16)
+    """Output channels of the stride-2 transposed convolutions."""
+    kernel_size: int = 5
+    """Kernel of every (transposed) convolution."""
+    stoch: int = 32
+    """K, the number of categorical latents."""
+    classes: int = 32
+    """C, the classes per categorical."""
+    unimix: float = 0.01
+    """Mix of the uniform distribution into every categorical."""
+    head_hidden: int = 256
+    """Hidden width of the reward and termination heads."""
+    reward_bins: int = 255
+    """Bins of the symlog two-hot reward distribution."""
+    bin_low: float = -20.0
+    """Lowest bin in symlog space."""
+    bin_high: float = 20.0
+    """Highest bin in symlog space."""
+    dyn_scale: float = 1.0
+    """Weight of the dynamics KL."""
+    rep_scale: float = 0.1
+    """Weight of the representation KL."""
+    free_bits: float = 1.0
+    """Both KL terms are clipped from below at this value (applied to the batch mean)."""
+
+    @property
+    def latent_dim(self) -> int:
+        return self.stoch * self.classes
+
+
+@dataclass(frozen=True)
+class ActorCriticConfig:
+    """Behaviour policy (SPEC §3) and the official code's departures (SPEC §7)."""
+
+    actor_hidden: int = 256
+    """Width of the actor's hidden layers."""
+    actor_layers: int = 3
+    """Hidden layers of the actor."""
+    critic_hidden: int = 512
+    """Width of the critic's hidden layers."""
+    critic_layers: int = 3
+    """Hidden layers of the critic."""
+    gamma: float = 0.985
+    """Discount."""
+    lambda_: float = 0.95
+    """λ of the λ-return."""
+    entropy_coef: float = 3e-4
+    """Weight of the entropy bonus."""
+    slow_critic_decay: float = 0.98
+    """EMA weight of the old slow-critic parameters after each update."""
+    return_norm_decay: float = 0.99
+    """EMA decay of the return percentiles."""
+    return_norm_low: float = 0.05
+    """Lower percentile of the return scale."""
+    return_norm_high: float = 0.95
+    """Upper percentile of the return scale."""
+    obs_norm_clip: float = 10.0
+    """Clip of the actor's normalised input."""
+    reward_before_action: bool = True
+    """SPEC §7.1, official: read imagined reward/termination from d before the imagined action."""
+    bootstrap_from_current: bool = True
+    """SPEC §7.2, official: the λ-return bootstraps from V(s_k) instead of V(s_{k+1})."""
+
+
+@dataclass(frozen=True)
+class ImaginationConfig:
+    """Imagined rollouts (SPEC §4)."""
+
+    batch_size: int = 1024
+    """Number of real windows that seed imagination."""
+    context: int = 8
+    """Real steps encoded before imagining."""
+    horizon: int = 16
+    """Imagined steps per rollout."""
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Replay buffer and DFS sampling (SPEC §5)."""
+
+    capacity: int = 100_000
+    """Steps held; the oldest are overwritten."""
+    batch_size: int = 16
+    """World-model windows per update."""
+    seq_len: int = 128
+    """Length of a world-model window."""
+    sampler: Literal["dfs", "uniform"] = "dfs"
+    """DFS (Drama) or uniform starts (the ablation)."""
+    tau: float = 10.0
+    """Temperature of the world-model DFS softmax."""
+    imag_tau: float = 10.0
+    """Temperature of the imagination DFS softmax."""
+    alpha: float = 1.0
+    """Weight of b' in the imagination score."""
+    beta: float = 1.0
+    """Weight of max(0, v - b') in the imagination score."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Schedule and optimisation (SPEC §6)."""
+
+    total_steps: int = 100_000
+    """Agent steps with learning."""
+    freeze_steps: int = 5_000
+    """Extra agent steps with frozen networks so the last episodes finish."""
+    warmup_steps: int = 1032
+    """Act randomly until the buffer holds more than this many steps."""
+    lr: float = 4e-5
+    """LaProp learning rate (both optimisers)."""
+    eps: float = 1e-20
+    """LaProp epsilon."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """LaProp betas."""
+    lr_warmup_updates: int = 1000
+    """Linear learning-rate warm-up, in updates."""
+    wm_grad_clip: float = 1000.0
+    """Gradient-norm clip of the world model."""
+    ac_grad_clip: float = 100.0
+    """Gradient-norm clip of actor and critic."""
+    act_context: int = 16
+    """Real frames re-run at every acting step (the authors' acting window)."""
+    acting_mode: Literal["window", "recurrent"] = "window"
+    """window: re-run the last `act_context` steps (official); recurrent: O(1) state updates."""
+    checkpoint_every: int = 10_000
+    """Agent steps between full training checkpoints."""
+    bf16: bool = True
+    """bf16 autocast for the world-model update on CUDA."""
+
+
+@dataclass(frozen=True)
+class DramaConfig:
+    """The whole agent. Build with `DramaConfig.preset(name)`."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    actor_critic: ActorCriticConfig = field(default_factory=ActorCriticConfig)
+    imagination: ImaginationConfig = field(default_factory=ImaginationConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+    """Run seed."""
+
+    @staticmethod
+    def preset(name: str) -> DramaConfig:
+        """`xs` (the paper's agent), `s` (wider autoencoder, d_state 32) or `debug` (tiny, CPU)."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return PRESETS[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> DramaConfig:
+        """Inverse of `to_dict`; unknown or missing keys are errors that name them."""
+        return _build(DramaConfig, data, "config")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def replace_path(self, dotted: str, value: Any) -> DramaConfig:
+        """Return a copy with one field replaced, e.g. `cfg.replace_path("train.lr", 1e-4)`."""
+        head, _, rest = dotted.partition(".")
+        names = {f.name for f in dataclasses.fields(self)}
+        if head not in names:
+            raise ValueError(f"unknown config field {dotted!r}")
+        if not rest:
+            return dataclasses.replace(self, **{head: value})
+        section = getattr(self, head)
+        if not dataclasses.is_dataclass(section) or rest not in {f.name for f in dataclasses.fields(section)}:
+            raise ValueError(f"unknown config field {dotted!r}")
+        return dataclasses.replace(self, **{head: dataclasses.replace(section, **{rest: value})})
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    missing = set(fields) - set(data)
+    if unknown or missing:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
+    kwargs = {}
+    for name, f in fields.items():
+        value = data[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            value = _build(type(default), value, f"{where}.{name}")
+        elif isinstance(default, tuple):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+_XS = DramaConfig()
+_S = DramaConfig(
+    world_model=WorldModelConfig(encoder_channels=(32, 64, 96, 128, 128), decoder_channels=(128, 96, 64, 32)),
+    sequence=SequenceConfig(d_state=32),
+)
+_DEBUG = DramaConfig(
+    env=EnvConfig(frame_size=32),
+    sequence=SequenceConfig(d_model=64, n_layers=1, headdim=16, d_state=8, chunk_size=16, n_heads=4),
+    world_model=WorldModelConfig(
+        encoder_channels=(8, 16, 16, 16),
+        encoder_strides=(1, 2, 2, 2),
+        decoder_channels=(16, 16, 8),
+        stoch=8,
+        classes=8,
+        head_hidden=32,
+    ),
+    actor_critic=ActorCriticConfig(actor_hidden=32, critic_hidden=32, actor_layers=2, critic_layers=2),
+    imagination=ImaginationConfig(batch_size=8, context=4, horizon=4),
+    replay=ReplayConfig(capacity=5_000, batch_size=2, seq_len=16),
+    train=TrainConfig(total_steps=2_000, freeze_steps=0, warmup_steps=64, lr=1e-3, lr_warmup_updates=10,
+                      act_context=4, checkpoint_every=1_000, bf16=False),
+)
+PRESETS: dict[str, DramaConfig] = {"xs": _XS, "s": _S, "debug": _DEBUG}
