@@ -1,0 +1,28 @@
+"""Published Atari100k scores (random, human, baselines) and human-normalised scores."""
+
+from __future__ import annotations
+
+import csv
+from functools import cache
+from importlib import resources
+
+
+@cache
+def score_table() -> dict[str, dict[str, float]]:
+    """{game: {column: score}} from the shipped `atari100k_scores.csv` (columns Random, Human, DramaXS, ...)."""
+    text = resources.files("drama_agent.data").joinpath("atari100k_scores.csv").read_text()
+    rows = csv.DictReader(text.splitlines())
+    return {row["game"]: {k: float(v) for k, v in row.items() if k != "game"} for row in rows}
+
+
+def game_name(game: str) -> str:
+    """'ALE/Pong-v5' or 'Pong' -> 'Pong'."""
+    return game.split("/")[-1].split("-")[0]
+
+
+def human_normalized_score(game: str, score: float) -> float | None:
+    """(score - random) / (human - random) for the 26 Atari100k games; None for other games."""
+    row = score_table().get(game_name(game))
+    if row is None:
+        return None
+    return (score - row["Random"]) / (row["Human"] - row["Random"])
