@@ -36,7 +36,7 @@ def flatten_state(state: Any) -> tuple[dict[str, torch.Tensor], Any]:
             return {"__ndarray__": key}
         if isinstance(node, bytes):
             key = str(len(tensors))
-            tensors[key] = torch.frombuffer(bytearray(node), dtype=torch.uint8) if node else torch.zeros(0, dtype=torch.uint8)
+            tensors[key] = torch.tensor(np.frombuffer(node, dtype=np.uint8))
             return {"__bytes__": key}
         if isinstance(node, dict):
             if not all(isinstance(k, str) for k in node):

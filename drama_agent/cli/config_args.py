@@ -58,7 +58,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, base: DramaConfig | No
         hints = typing.get_type_hints(type(value))
         for leaf in dataclasses.fields(value):
             default = getattr(value, leaf.name)
-            literal = typing.get_args(hints[leaf.name]) if typing.get_origin(hints[leaf.name]) is typing.Literal else None
+            hint = hints[leaf.name]
+            literal = typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else None
             group.add_argument(
                 f"--{section.name}.{leaf.name}",
                 dest=f"cfg__{section.name}__{leaf.name}",
