@@ -110,6 +110,10 @@ class WorldModelConfig:
     """Weight of the representation KL."""
     free_bits: float = 1.0
     """Both KL terms are clipped from below at this value (applied to the batch mean)."""
+    head_norm_eps: float = 1e-6
+    """Epsilon of the RMSNorm in the reward and termination heads (the authors' torchtune default)."""
+    channels_last: bool = False
+    """Run the encoder and decoder convolutions in channels_last memory format (a speed knob only)."""
 
     @property
     def latent_dim(self) -> int:
@@ -144,6 +148,16 @@ class ActorCriticConfig:
     """Upper percentile of the return scale."""
     obs_norm_clip: float = 10.0
     """Clip of the actor's normalised input."""
+    obs_norm_eps: float = 1e-8
+    """Added to the running variance before the square root in the actor's input normaliser."""
+    norm_eps: float = 1e-6
+    """Epsilon of the RMSNorm layers of actor and critic (the authors' torchtune RMSNorm default)."""
+    value_bins: int = 255
+    """Bins of the critic's symlog two-hot value distribution."""
+    value_bin_low: float = -20.0
+    """Lowest value bin in symlog space."""
+    value_bin_high: float = 20.0
+    """Highest value bin in symlog space."""
     reward_before_action: bool = True
     """SPEC §7.1, official: read imagined reward/termination from d before the imagined action."""
     bootstrap_from_current: bool = True
@@ -200,6 +214,8 @@ class TrainConfig:
     """LaProp epsilon."""
     betas: tuple[float, float] = (0.9, 0.999)
     """LaProp betas."""
+    weight_decay: float = 0.0
+    """LaProp decoupled weight decay, p -= weight_decay * p after each step (v1: 0; Jan-2025 release: 1e-4)."""
     lr_warmup_updates: int = 1000
     """Linear learning-rate warm-up, in updates."""
     wm_grad_clip: float = 1000.0
