@@ -1,0 +1,91 @@
+"""Environments: `make_env` for Atari100k games (SPEC §1) and the built-in Catch game."""
+
+from __future__ import annotations
+
+import difflib
+
+import ale_py
+import gymnasium as gym
+
+from drama_agent.config import EnvConfig
+from drama_agent.envs.atari import ActionRepeat, EpisodeSeeding, LifeLossInfo, ResizeFrame, episode_seed, resize_frame
+from drama_agent.envs.catch import CATCH_ID, CatchEnv, random_policy_return
+
+gym.register_envs(ale_py)
+
+__all__ = [
+    "ActionRepeat",
+    "CatchEnv",
+    "EpisodeSeeding",
+    "LifeLossInfo",
+    "ResizeFrame",
+    "episode_seed",
+    "list_games",
+    "make_env",
+    "random_policy_return",
+    "resize_frame",
+]
+
+
+def _ale_games() -> dict[str, str]:
+    """Lower-cased game name -> canonical name, for every `ALE/<Game>-v5` in Gymnasium's registry."""
+    names = [key[len("ALE/") : -len("-v5")] for key in gym.registry if key.startswith("ALE/") and key.endswith("-v5")]
+    return {name.lower(): name for name in names}
+
+
+def list_games() -> list[str]:
+    """Every name `make_env` accepts in its short form: the ALE games (e.g. "Pong") and "Catch"."""
+    return sorted(_ale_games().values()) + ["Catch"]
+
+
+def _resolve(game: str) -> str:
+    """Return the Gymnasium id for `game` ("Pong", "ALE/Pong-v5", "Catch", ...) or raise ValueError."""
+    if not isinstance(game, str):
+        raise ValueError(f"game must be a string such as 'Pong', got {game!r}")
+    if game.lower() in ("catch", CATCH_ID.lower()):
+        return CATCH_ID
+    short = game.removeprefix("ALE/").removesuffix("-v5")
+    canonical = _ale_games().get(short.lower())
+    if canonical is not None:
+        return f"ALE/{canonical}-v5"
+    close = difflib.get_close_matches(short, list_games(), n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(
+        f"unknown game {game!r}.{hint} Valid names are listed by `drama_agent.envs.list_games()` "
+        f"(ALE games as 'Pong' or 'ALE/Pong-v5', and the built-in 'Catch')."
+    )
+
+
+def _check_config(cfg: EnvConfig) -> None:
+    for name in ("frame_size", "action_repeat", "max_episode_frames"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"EnvConfig.{name} must be an int >= 1, got {value!r}")
+
+
+def make_env(game: str, cfg: EnvConfig, seed: int = 0, render_mode: str | None = None) -> gym.Env:
+    """Build a game with the Atari100k protocol; observations are (S, S, 3) uint8 with S = `cfg.frame_size`.
+
+    Atari: ALE v5 with frameskip 1, no sticky actions, minimal action set and `cfg.max_episode_frames`,
+    then `ActionRepeat` (sum of rewards, max of the last two frames), `ResizeFrame` (INTER_AREA),
+    `LifeLossInfo` (`info["life_loss"]`) and `EpisodeSeeding`. Rewards are not clipped.
+    Catch is drawn directly at S (a multiple of 8) and takes one frame per action (`cfg.action_repeat`
+    does not apply); it gets the same `life_loss` key (always False) and seeding.
+    `render_mode` is passed to the underlying game (Atari renders the raw 210 × 160 screen).
+    """
+    _check_config(cfg)
+    env_id = _resolve(game)
+    if env_id == CATCH_ID:
+        env = gym.make(CATCH_ID, frame_size=cfg.frame_size, render_mode=render_mode)
+    else:
+        env = gym.make(
+            env_id,
+            frameskip=1,
+            repeat_action_probability=0.0,
+            full_action_space=False,
+            max_num_frames_per_episode=cfg.max_episode_frames,
+            render_mode=render_mode,
+        )
+        env = ResizeFrame(ActionRepeat(env, cfg.action_repeat), cfg.frame_size)
+    env = LifeLossInfo(env, enabled=cfg.life_loss_termination)
+    return EpisodeSeeding(env, seed, same_seed_every_reset=cfg.same_seed_every_reset)

@@ -1,0 +1,132 @@
+"""Atari100k preprocessing as Gymnasium wrappers, one behaviour each (SPEC §1).
+
+`make_env` stacks them as: ALE (frameskip 1) → `ActionRepeat` → `ResizeFrame` → `LifeLossInfo` → `EpisodeSeeding`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, SupportsFloat
+
+import cv2
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import RecordConstructorArgs
+
+
+def episode_seed(run_seed: int, episode: int) -> int:
+    """The seed of episode `episode` (0-based) of a run seeded with `run_seed`, derived with a SeedSequence."""
+    if run_seed < 0 or episode < 0:
+        raise ValueError(f"run_seed and episode must be >= 0, got {run_seed} and {episode}")
+    return int(np.random.SeedSequence([run_seed, episode]).generate_state(1, dtype=np.uint32)[0])
+
+
+def _check_image_space(space: gym.Space, who: str) -> None:
+    is_rgb = isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3 and space.shape[2] == 3
+    if not is_rgb:
+        raise ValueError(f"{who} needs a uint8 (H, W, 3) Box observation space, got {space}")
+
+
+class ActionRepeat(gym.Wrapper, RecordConstructorArgs):
+    """Repeat each action `repeat` times, sum the rewards and return the pixel-wise max of the last two raw frames.
+
+    The repeat stops early when the episode terminates or is truncated; the observation is then the max of
+    the last two frames of this step (a single frame when the step produced only one).
+    """
+
+    def __init__(self, env: gym.Env, repeat: int):
+        RecordConstructorArgs.__init__(self, repeat=repeat)
+        super().__init__(env)
+        if not isinstance(repeat, int) or repeat < 1:
+            raise ValueError(f"action repeat must be an int >= 1, got {repeat!r}")
+        _check_image_space(env.observation_space, "ActionRepeat")
+        self.repeat = repeat
+
+    def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        total_reward = 0.0
+        last_two: list[np.ndarray] = []
+        for _ in range(self.repeat):
+            frame, reward, terminated, truncated, info = self.env.step(action)
+            total_reward += float(reward)
+            last_two = [*last_two[-1:], frame]
+            if terminated or truncated:
+                break
+        obs = np.maximum(last_two[0], last_two[-1])  # (H, W, 3); a single frame is its own max
+        return obs, total_reward, terminated, truncated, info
+
+
+class ResizeFrame(gym.ObservationWrapper, RecordConstructorArgs):
+    """Resize RGB frames to `size` × `size` with `cv2.INTER_AREA`, keeping uint8."""
+
+    def __init__(self, env: gym.Env, size: int):
+        RecordConstructorArgs.__init__(self, size=size)
+        super().__init__(env)
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"frame size must be an int >= 1, got {size!r}")
+        _check_image_space(env.observation_space, "ResizeFrame")
+        self.size = size
+        self.observation_space = spaces.Box(0, 255, (size, size, 3), np.uint8)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return resize_frame(observation, self.size)  # (H, W, 3) -> (S, S, 3)
+
+
+def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    """The resize used by `ResizeFrame`: (H, W, 3) uint8 -> (size, size, 3) uint8, INTER_AREA."""
+    return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
+
+
+class LifeLossInfo(gym.Wrapper, RecordConstructorArgs):
+    """Add `info["life_loss"]`: True on the step where `info["lives"]` drops, else False.
+
+    The episode goes on (only the game's own termination ends it); the trainer stores
+    `terminated or life_loss` as the replay termination flag. The step that loses the last life is
+    flagged too (it is also `terminated`). Environments without `info["lives"]` never set the flag,
+    nor does this wrapper when `enabled` is False.
+    """
+
+    def __init__(self, env: gym.Env, enabled: bool = True):
+        RecordConstructorArgs.__init__(self, enabled=enabled)
+        super().__init__(env)
+        self.enabled = enabled
+        self._lives: int | None = None
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self._lives = info.get("lives")
+        info["life_loss"] = False
+        return obs, info
+
+    def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        lives = info.get("lives")
+        lost = lives is not None and self._lives is not None and lives < self._lives
+        self._lives = lives
+        info["life_loss"] = bool(self.enabled and lost)
+        return obs, reward, terminated, truncated, info
+
+
+class EpisodeSeeding(gym.Wrapper, RecordConstructorArgs):
+    """Seed every episode from the run seed: episode k gets `episode_seed(run_seed, k)`.
+
+    With `same_seed_every_reset` every episode gets episode 0's seed (the authors' identical starts).
+    `reset(seed=s)` makes `s` the new run seed and restarts the episode count, so a seeded reset is
+    reproducible as Gymnasium requires. The action space is seeded once, with the run seed given here.
+    """
+
+    def __init__(self, env: gym.Env, run_seed: int, same_seed_every_reset: bool = False):
+        RecordConstructorArgs.__init__(self, run_seed=run_seed, same_seed_every_reset=same_seed_every_reset)
+        super().__init__(env)
+        if not isinstance(run_seed, (int, np.integer)) or isinstance(run_seed, bool) or run_seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {run_seed!r}")
+        self.same_seed_every_reset = same_seed_every_reset
+        self.run_seed = int(run_seed)
+        self.episode = 0
+        self.action_space.seed(self.run_seed)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        if seed is not None:
+            self.run_seed, self.episode = int(seed), 0
+        index = 0 if self.same_seed_every_reset else self.episode
+        self.episode += 1
+        return self.env.reset(seed=episode_seed(self.run_seed, index), options=options)
