@@ -1,0 +1,20 @@
+"""The paper's long-sequence test (SPEC §9): a 5×5 grid world, its tokens, error, token model and training loop.
+
+Importing this package does not import the sequence backbones; `model` and `train` do.
+"""
+
+from drama_agent.gridworld.env import FRAME_LEN, VOCAB_SIZE, GridSequences, generate, next_token_pairs, tokenize
+from drama_agent.gridworld.metrics import GridError, grid_error, oracle_cells, valid_frames
+
+__all__ = [
+    "FRAME_LEN",
+    "VOCAB_SIZE",
+    "GridError",
+    "GridSequences",
+    "generate",
+    "grid_error",
+    "next_token_pairs",
+    "oracle_cells",
+    "tokenize",
+    "valid_frames",
+]
