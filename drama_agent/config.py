@@ -313,9 +313,17 @@ _DEBUG = DramaConfig(
         head_hidden=32,
     ),
     actor_critic=ActorCriticConfig(actor_hidden=32, critic_hidden=32, actor_layers=2, critic_layers=2),
-    imagination=ImaginationConfig(batch_size=8, context=4, horizon=4),
+    imagination=ImaginationConfig(batch_size=32, context=4, horizon=8),
     replay=ReplayConfig(capacity=5_000, batch_size=2, seq_len=16),
-    train=TrainConfig(total_steps=2_000, freeze_steps=0, warmup_steps=64, lr=1e-3, lr_warmup_updates=10,
-                      act_context=4, checkpoint_every=1_000, bf16=False),
+    train=TrainConfig(
+        total_steps=4_000,
+        freeze_steps=0,
+        warmup_steps=64,
+        lr=1e-3,
+        lr_warmup_updates=10,
+        act_context=4,
+        checkpoint_every=1_000,
+        bf16=False,
+    ),
 )
 PRESETS: dict[str, DramaConfig] = {"xs": _XS, "s": _S, "debug": _DEBUG}

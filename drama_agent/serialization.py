@@ -60,7 +60,7 @@ def unflatten_state(tensors: dict[str, torch.Tensor], skeleton: Any) -> Any:
     def walk(node: Any) -> Any:
         if not isinstance(node, dict):
             return node
-        (kind, value), = node.items()
+        ((kind, value),) = node.items()
         if kind == "__tensor__":
             return tensors[value]
         if kind == "__ndarray__":

@@ -82,6 +82,10 @@ class CatchEnv(gym.Env):
                 self._new_ball()
         return self._draw(), reward, terminated, False, {}
 
+    def get_action_meanings(self) -> list[str]:
+        """Action names in ALE's style (the viewer maps arrow keys by them)."""
+        return ["NOOP", "LEFT", "RIGHT"]
+
     def render(self) -> np.ndarray | None:
         return self._draw() if self.render_mode == "rgb_array" else None
 

@@ -1,0 +1,399 @@
+"""`DramaAgent`: the whole agent behind one object (DESIGN.md "Public API")."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from drama_agent import pretrained
+from drama_agent.acting import ActingState, act
+from drama_agent.behavior import build_actor_critic
+from drama_agent.config import DramaConfig
+from drama_agent.imagination import imagine_rollout
+from drama_agent.metrics import MetricsLogger
+from drama_agent.scores import human_normalized_score
+from drama_agent.serialization import load_state, save_state
+from drama_agent.trainer import StepResult, Trainer, check_env_matches
+from drama_agent.world_model import build_world_model
+
+STATE_FILE = "state.safetensors"
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """'auto' -> CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class Imagination:
+    """A dream beyond real context; index k = imagined step. Frames are uint8 (B, H, S, S, 3) or None."""
+
+    frames: np.ndarray | None  # the dreamed observation at which actions[:, k] is taken
+    rewards: np.ndarray  # (B, H) predicted reward of taking actions[:, k] there
+    terminations: np.ndarray  # (B, H) bool, predicted termination of that transition (logit > 0)
+    termination_probs: np.ndarray  # (B, H)
+    actions: np.ndarray  # (B, H) int64
+    action_probs: np.ndarray  # (B, H, A) the policy's probabilities at each dreamed state
+    values: np.ndarray  # (B, H) the critic's value of each dreamed state
+
+
+class DramaAgent:
+    """Train, act, imagine, evaluate, save and load a Drama agent.
+
+    `DramaAgent(cfg, env=env)` builds the models for `env`; without an env give `action_space` (or an
+    int) and `obs_shape`. The default config is the `xs` preset.
+    """
+
+    def __init__(
+        self,
+        cfg: DramaConfig | None = None,
+        env: gym.Env | None = None,
+        *,
+        action_space: gym.spaces.Discrete | int | None = None,
+        obs_shape: tuple[int, int, int] | None = None,
+        env_id: str | None = None,
+        device: str | torch.device = "auto",
+    ) -> None:
+        self.cfg = cfg or DramaConfig.preset("xs")
+        self.device = resolve_device(device)
+        side = self.cfg.env.frame_size
+        self.obs_shape = (side, side, 3)
+        if obs_shape is not None and tuple(obs_shape) != self.obs_shape:
+            raise ValueError(f"obs_shape {tuple(obs_shape)} does not match cfg.env.frame_size ({self.obs_shape})")
+        if env is not None:
+            action_space = env.action_space
+            env_id = env_id or (env.spec.id if env.spec is not None else None)
+        if isinstance(action_space, gym.spaces.Discrete):
+            num_actions = int(action_space.n)
+        elif isinstance(action_space, (int, np.integer)):
+            num_actions = int(action_space)
+        else:
+            raise ValueError(f"Drama needs a discrete action space (or its size), got {action_space!r}")
+        if env is not None:
+            check_env_matches(env, num_actions, self.obs_shape)
+        self.num_actions = num_actions
+        self.env_id = env_id
+        self.env = env
+        torch.manual_seed(self.cfg.seed)
+        self.world_model = build_world_model(self.cfg, num_actions).to(self.device)
+        self.actor_critic = build_actor_critic(self.cfg, num_actions).to(self.device)
+        self.rng = np.random.default_rng(self.cfg.seed + 2)
+        self.generator = torch.Generator(self.device).manual_seed(self.cfg.seed + 3)
+        self._trainer: Trainer | None = None
+        self._acting = ActingState()
+        self.pretrained_info: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------------------------------- training
+    @property
+    def trainer(self) -> Trainer:
+        """The training state (created on first use, for the agent's env)."""
+        if self._trainer is None:
+            if self.env is None:
+                raise ValueError("this agent has no environment to learn in: DramaAgent(cfg, env=make_env(...))")
+            self._trainer = Trainer(self.cfg, self.env, self.world_model, self.actor_critic)
+        return self._trainer
+
+    @property
+    def num_timesteps(self) -> int:
+        return 0 if self._trainer is None else self._trainer.env_steps
+
+    def learn(
+        self,
+        total_timesteps: int,
+        progress_bar: bool = False,
+        callback: Callable[[DramaAgent, StepResult], bool | None] | None = None,
+        run_dir: str | Path | None = None,
+        log_every: int = 100,
+    ) -> DramaAgent:
+        """Train until the agent has taken `total_timesteps` env steps in all (call again to continue).
+
+        Updates run while `num_timesteps < cfg.train.total_steps` (later steps are the frozen protocol
+        phase). With `run_dir`, metrics go to its `metrics.csv` and TensorBoard, and the full training
+        state is saved every `cfg.train.checkpoint_every` steps, at the end and on Ctrl-C.
+        `callback(agent, step_result)` returning False stops early.
+        """
+        if total_timesteps < 0:
+            raise ValueError(f"total_timesteps must be >= 0, got {total_timesteps}")
+        trainer = self.trainer
+        logger = MetricsLogger(run_dir) if run_dir is not None else None
+        if logger is not None:
+            logger.truncate_after(trainer.env_steps)
+        bar = _progress(progress_bar, trainer.env_steps, total_timesteps)
+        last_return: float | None = None
+        started, start_steps = time.perf_counter(), trainer.env_steps
+        try:
+            while trainer.env_steps < total_timesteps:
+                result = trainer.step()
+                if result.episode_return is not None:
+                    last_return = result.episode_return
+                    if logger is not None:
+                        episode = {"episode/return": result.episode_return, "episode/length": result.episode_length}
+                        hns = human_normalized_score(self.env_id or "", result.episode_return)
+                        if hns is not None:
+                            episode["episode/hns"] = hns
+                        logger.log(result.env_step, episode)
+                if logger is not None and result.metrics and result.env_step % log_every == 0:
+                    logger.log(result.env_step, result.metrics)
+                if run_dir is not None and result.env_step % self.cfg.train.checkpoint_every == 0:
+                    self.save(run_dir)
+                if bar is not None:
+                    bar.update(1)
+                    if result.env_step % 10 == 0:
+                        rate = (trainer.env_steps - start_steps) / (time.perf_counter() - started)
+                        bar.set_postfix(_postfix(rate, last_return, result.metrics), refresh=False)
+                if callback is not None and callback(self, result) is False:
+                    break
+        except KeyboardInterrupt:
+            if run_dir is not None:
+                self.save(run_dir)
+                print(f"\ninterrupted at step {trainer.env_steps}; training state saved to {run_dir}")
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            if logger is not None:
+                logger.close()
+        if run_dir is not None:
+            self.save(run_dir)
+        return self
+
+    train = learn
+
+    # ------------------------------------------------------------------------------------- acting
+    def _check_obs(self, obs: Any, batched: bool) -> np.ndarray:
+        obs = np.asarray(obs)
+        expected = ("(N, " if batched else "(") + ", ".join(map(str, self.obs_shape)) + ")"
+        shape = obs.shape[1:] if batched and obs.ndim == 4 else obs.shape
+        if obs.dtype != np.uint8 or tuple(shape) != self.obs_shape:
+            raise ValueError(f"observation must be uint8 {expected}, got {obs.dtype} {obs.shape}")
+        return obs
+
+    def _act(self, obs: np.ndarray, state: ActingState, deterministic: bool) -> tuple[int, ActingState]:
+        self.world_model.eval()
+        self.actor_critic.eval()
+        return act(
+            self.world_model,
+            self.actor_critic.actor,
+            obs,
+            state,
+            self.cfg.train.acting_mode,
+            self.cfg.train.act_context,
+            self.rng,
+            self.generator,
+            deterministic,
+        )
+
+    def act(self, obs: Any, deterministic: bool = False) -> int:
+        """Action for one observation (S, S, 3) uint8 of a single env; call `reset()` when its episode ends."""
+        action, self._acting = self._act(self._check_obs(obs, batched=False), self._acting, deterministic)
+        return action
+
+    def reset(self) -> None:
+        """Forget the acting context (start of a new episode)."""
+        self._acting = ActingState()
+
+    def predict(
+        self,
+        obs: Any,
+        state: list[ActingState] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, list[ActingState]]:
+        """Stable-Baselines3-style: obs (N, S, S, 3) or (S, S, 3) -> actions (N,) or (), per-env state."""
+        obs = self._check_obs(obs, batched=True)
+        single = obs.ndim == 3
+        batch = obs[None] if single else obs
+        n = len(batch)
+        if state is None or len(state) != n:
+            state = [ActingState() for _ in range(n)]
+        starts = np.zeros(n, bool) if episode_start is None else np.asarray(episode_start, bool).reshape(n)
+        actions, new_state = np.zeros(n, np.int64), []
+        for i in range(n):
+            acting = ActingState() if starts[i] else state[i]
+            actions[i], acting = self._act(batch[i], acting, deterministic)
+            new_state.append(acting)
+        return (actions[0] if single else actions), new_state
+
+    # ---------------------------------------------------------------------------------- imagining
+    @torch.no_grad()
+    def imagine(
+        self,
+        obs_context: Any,
+        action_context: Any,
+        horizon: int = 16,
+        actions: Any = None,
+        decode: bool = True,
+        seed: int | None = None,
+    ) -> Imagination:
+        """Dream `horizon` steps beyond real context.
+
+        obs_context (B, L, S, S, 3) or (L, S, S, 3) uint8: real observations o_1..o_L; action_context (B, L)
+        or (L,): a_t taken at o_t (a_L leads out of the context). `actions` (B, H) drives the dream open
+        loop; None lets the policy choose. `seed` makes the latent (and policy) samples reproducible.
+        """
+        obs = torch.as_tensor(np.asarray(obs_context), device=self.device)
+        acts = torch.as_tensor(np.asarray(action_context), device=self.device)
+        if obs.dim() == 4:
+            obs, acts = obs[None], acts[None]
+        if obs.dim() != 5 or obs.dtype != torch.uint8 or tuple(obs.shape[2:]) != self.obs_shape:
+            raise ValueError(
+                f"obs_context must be uint8 (B, L, {', '.join(map(str, self.obs_shape))}), "
+                f"got {obs.dtype} {tuple(obs.shape)}"
+            )
+        if acts.shape != obs.shape[:2]:
+            raise ValueError(f"action_context must have shape {tuple(obs.shape[:2])}, got {tuple(acts.shape)}")
+        planned = None
+        if actions is not None:
+            planned = torch.as_tensor(np.asarray(actions), device=self.device).long().reshape(obs.shape[0], -1)
+            if planned.shape[1] != horizon:
+                raise ValueError(f"actions must have {horizon} steps (the horizon), got {planned.shape[1]}")
+        generator = self.generator if seed is None else torch.Generator(self.device).manual_seed(seed)
+        self.world_model.eval()
+        self.actor_critic.eval()
+        actor = self.actor_critic.actor
+        rollout = imagine_rollout(
+            self.world_model,
+            obs,
+            acts.long(),
+            horizon,
+            policy=None if planned is not None else (lambda f: actor.act(f, generator=generator)),
+            planned_actions=planned,
+            generator=generator,
+        )
+        features = rollout.features[:, :-1]  # (B, H, F) the states where actions are taken
+        rewards, _ = rollout.rewards_and_continues(self.world_model, reward_before_action=False)
+        term_logits = self.world_model.predict_termination_logit(rollout.hidden[:, 1:])
+        frames = None
+        if decode:
+            # One decode per imagined step on (B, 1, Z): CPU kernels round differently for different batch
+            # sizes, and this keeps each frame bit-equal to DreamEnv's one-step-at-a-time decoding.
+            steps = rollout.latents[:, :-1].split(1, dim=1)  # H tensors (B, 1, Z)
+            frames = torch.cat([self.world_model.decode(z) for z in steps], 1) if steps else None
+            frames = None if frames is None else self.world_model.to_uint8(frames).cpu().numpy()
+        return Imagination(
+            frames=frames,
+            rewards=rewards.cpu().numpy(),
+            terminations=(term_logits > 0).cpu().numpy(),
+            termination_probs=torch.sigmoid(term_logits).cpu().numpy(),
+            actions=rollout.actions.cpu().numpy(),
+            action_probs=actor(features).softmax(-1).cpu().numpy(),
+            values=self.actor_critic.critic.value(features).cpu().numpy(),
+        )
+
+    # --------------------------------------------------------------------------------- evaluating
+    def evaluate(self, env: gym.Env, n_episodes: int = 10, deterministic: bool = True) -> dict[str, Any]:
+        """Play `n_episodes` full episodes; mean, std, returns, lengths and the human-normalised mean (Atari)."""
+        check_env_matches(env, self.num_actions, self.obs_shape)
+        returns, lengths = [], []
+        for _ in range(n_episodes):
+            obs, _ = env.reset()
+            state, total, length, done = ActingState(), 0.0, 0, False
+            while not done:
+                action, state = self._act(obs, state, deterministic)
+                obs, reward, terminated, truncated, _ = env.step(action)
+                total, length, done = total + float(reward), length + 1, terminated or truncated
+            returns.append(total)
+            lengths.append(length)
+        mean = float(np.mean(returns))
+        env_id = env.spec.id if env.spec is not None else (self.env_id or "")
+        return {
+            "mean": mean,
+            "std": float(np.std(returns)),
+            "returns": returns,
+            "lengths": lengths,
+            "hns": human_normalized_score(env_id, mean),
+        }
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters: world model (and its parts), actor, critic (the slow critic is a copy)."""
+        wm = self.world_model.parameter_counts()
+        counts = {"world_model": wm.pop("total"), **wm}
+        counts["actor"] = sum(p.numel() for p in self.actor_critic.actor.parameters())
+        counts["critic"] = sum(p.numel() for p in self.actor_critic.critic.parameters())
+        return counts
+
+    # ------------------------------------------------------------------------------ save and load
+    def save(self, run_dir: str | Path) -> Path:
+        """Write the full training state to `<run_dir>/state.safetensors` atomically; returns its path."""
+        path = Path(run_dir) / STATE_FILE
+        state = self.trainer.state_dict()
+        state["agent"] = {
+            "env_id": self.env_id,
+            "rng": self.rng.bit_generator.state,
+            "generator": self.generator.get_state(),
+        }
+        save_state(state, path)
+        return path
+
+    def save_pretrained(
+        self, folder: str | Path, evaluation: dict[str, Any] | None = None, name: str | None = None
+    ) -> Path:
+        """Write config.json, model.safetensors and a README.md model card (DESIGN.md "Checkpoints")."""
+        return pretrained.save_pretrained(self, folder, evaluation, name)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        revision: str | None = None,
+        device: str | torch.device = "auto",
+        env: gym.Env | None = None,
+        local_files_only: bool = False,
+    ) -> DramaAgent:
+        """Load a shared agent: a folder path, a checkpoint shipped in `checkpoints/`, or a Hub repo."""
+        return pretrained.load_pretrained(cls, name_or_path, revision, device, env, local_files_only)
+
+    def push_to_hub(self, repo_id: str, folder: str | Path | None = None, **kwargs: Any) -> str:
+        """Upload a `save_pretrained` folder (written to a temporary one if not given) to the Hub."""
+        import tempfile
+
+        from drama_agent import hub
+
+        if folder is not None:
+            return hub.push_to_hub(folder, repo_id, **kwargs)
+        with tempfile.TemporaryDirectory() as tmp:
+            return hub.push_to_hub(self.save_pretrained(tmp, name=repo_id.split("/")[-1]), repo_id, **kwargs)
+
+    @classmethod
+    def load(cls, run_dir: str | Path, env: gym.Env | None = None, device: str | torch.device = "auto") -> DramaAgent:
+        """Resume a run saved by `save`; without `env` the game is rebuilt with `make_env`."""
+        from drama_agent.envs import make_env
+
+        state = load_state(Path(run_dir) / STATE_FILE)
+        cfg = DramaConfig.from_dict(state["config"])
+        env_id = state["agent"]["env_id"]
+        if env is None:
+            if env_id is None:
+                raise ValueError("the saved run does not name its environment; pass env=")
+            env = make_env(env_id, cfg.env, seed=cfg.seed)
+        agent = cls(cfg, env=env, env_id=env_id, device=device)
+        agent.trainer.load_state_dict(state)
+        agent.rng.bit_generator.state = state["agent"]["rng"]
+        agent.generator.set_state(state["agent"]["generator"])
+        return agent
+
+
+def _progress(enabled: bool, start: int, total: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+
+def _postfix(rate: float, last_return: float | None, metrics: dict[str, Tensor]) -> dict[str, str]:
+    postfix = {"steps/s": f"{rate:.1f}", "return": "-" if last_return is None else f"{last_return:g}"}
+    for key, short in (("world_model/loss", "wm"), ("actor_critic/loss", "ac")):
+        if key in metrics:
+            postfix[short] = f"{float(metrics[key]):.3f}"
+    return postfix

@@ -1,0 +1,69 @@
+"""`drama-eval`: play a trained agent under the stated protocol and report mean ± std and human-normalised score."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from drama_agent.agent import STATE_FILE, DramaAgent
+from drama_agent.envs import make_env
+from drama_agent.hub import CheckpointFormatError, CheckpointNotFoundError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drama-eval",
+        description="Evaluate a Drama agent: full episodes of its game with the Atari100k wrappers (no sticky "
+        "actions, no no-op starts, 108k-frame limit). Reports mean ± std return and, for the 26 Atari100k games, "
+        "the human-normalised score (score − random) / (human − random).",
+    )
+    parser.add_argument(
+        "checkpoint",
+        help="a save_pretrained folder, a shipped checkpoint name, a Hub id (org/name), or a drama-train run directory",
+    )
+    parser.add_argument("--episodes", type=int, default=100, help="episodes to play (default: 100, as the authors)")
+    parser.add_argument("--seed", type=int, default=0, help="environment seed of the first episode (default: 0)")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy policy")
+    parser.add_argument("--json", type=Path, help="also write the result as JSON to this file")
+    parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
+    parser.add_argument("--revision", help="Hub revision (branch, tag or commit) when loading from the Hub")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.episodes < 1:
+        print("drama-eval: error: --episodes must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        path = Path(args.checkpoint)
+        if (path / STATE_FILE).is_file() and not (path / "config.json").is_file():
+            agent = DramaAgent.load(path, device=args.device)
+        else:
+            agent = DramaAgent.from_pretrained(args.checkpoint, revision=args.revision, device=args.device)
+        if agent.env_id is None:
+            raise ValueError("the checkpoint does not name its game")
+        env = make_env(agent.env_id, agent.cfg.env, seed=args.seed)
+        result = agent.evaluate(env, n_episodes=args.episodes, deterministic=not args.stochastic)
+    except (CheckpointNotFoundError, CheckpointFormatError, ValueError, FileNotFoundError) as err:
+        print(f"drama-eval: error: {err}", file=sys.stderr)
+        return 2
+    result |= {
+        "checkpoint": args.checkpoint,
+        "env_id": agent.env_id,
+        "episodes": args.episodes,
+        "deterministic": not args.stochastic,
+        "seed": args.seed,
+        "steps_trained": agent.num_timesteps or (agent.pretrained_info or {}).get("steps_trained"),
+    }
+    hns = "" if result["hns"] is None else f", human-normalised {result['hns']:.3f}"
+    print(f"{agent.env_id}: {result['mean']:.2f} ± {result['std']:.2f} over {args.episodes} episodes{hns}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

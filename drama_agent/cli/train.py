@@ -1,0 +1,92 @@
+"""`drama-train`: train a Drama agent on a game, with metrics, checkpoints and a shareable folder at the end."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from drama_agent.agent import DramaAgent, resolve_device
+from drama_agent.cli.config_args import add_config_arguments, apply_config_arguments
+from drama_agent.config import PRESETS, DramaConfig
+from drama_agent.envs import make_env
+from drama_agent.trainer import NonFiniteLossError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drama-train",
+        description="Train a Drama agent (Mamba-2 world model + actor-critic in imagination) on a game. "
+        "Metrics go to RUN_DIR/metrics.csv and RUN_DIR/tb (TensorBoard); the full training state is saved to "
+        "RUN_DIR/state.safetensors periodically, at the end and on Ctrl-C; the final shareable agent is "
+        "RUN_DIR/pretrained (load it with DramaAgent.from_pretrained or drama-eval).",
+    )
+    parser.add_argument("--game", help="game name: an ALE game ('Pong' or 'ALE/Pong-v5') or the built-in 'Catch'")
+    parser.add_argument("--preset", default="xs", choices=sorted(PRESETS), help="model size preset (default: xs)")
+    parser.add_argument("--steps", type=int, help="agent steps with learning (default: the preset's train.total_steps)")
+    parser.add_argument("--seed", type=int, default=0, help="run seed (default: 0)")
+    parser.add_argument("--run-dir", type=Path, help="output folder (default: runs/<game>-<preset>-seed<seed>-<time>)")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
+    parser.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1' ...")
+    parser.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=10,
+        help="episodes of the final evaluation written into the model card (default: 10; 0 skips it)",
+    )
+    parser.add_argument("--log-every", type=int, default=100, help="env steps between logged update metrics")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.resume is not None:
+            agent = DramaAgent.load(args.resume, device=resolve_device(args.device))
+            run_dir = args.resume
+            print(f"resuming {run_dir} at step {agent.num_timesteps}")
+        else:
+            if args.game is None:
+                parser.error("--game is required (or --resume RUN_DIR)")
+            cfg = apply_config_arguments(DramaConfig.preset(args.preset), args).replace_path("seed", args.seed)
+            if args.steps is not None:
+                cfg = cfg.replace_path("train.total_steps", args.steps)
+            env = make_env(args.game, cfg.env, seed=cfg.seed)
+            agent = DramaAgent(cfg, env=env, device=args.device)
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            run_dir = args.run_dir or Path("runs") / f"{args.game.split('/')[-1]}-{args.preset}-seed{args.seed}-{stamp}"
+            print(f"training {agent.env_id} with preset {args.preset} on {agent.device}; run directory {run_dir}")
+    except (ValueError, FileNotFoundError) as err:
+        print(f"drama-train: error: {err}", file=sys.stderr)
+        return 2
+    cfg = agent.cfg
+    total = cfg.train.total_steps + cfg.train.freeze_steps
+    try:
+        agent.learn(total, progress_bar=not args.no_progress, run_dir=run_dir, log_every=args.log_every)
+    except KeyboardInterrupt:
+        print(f"stopped; continue with: drama-train --resume {run_dir}", file=sys.stderr)
+        return 130
+    except NonFiniteLossError as err:
+        print(f"drama-train: {err}", file=sys.stderr)
+        return 1
+    evaluation = None
+    if args.eval_episodes > 0:
+        eval_env = make_env(agent.env_id, cfg.env, seed=cfg.seed + 10_000)
+        evaluation = agent.evaluate(eval_env, n_episodes=args.eval_episodes, deterministic=True)
+        evaluation["episodes"] = args.eval_episodes
+        evaluation["protocol"] = (
+            f"{args.eval_episodes} greedy episodes after {agent.num_timesteps} agent steps, "
+            f"environment seed {cfg.seed + 10_000}"
+        )
+        print(f"evaluation over {args.eval_episodes} episodes: {evaluation['mean']:.2f} ± {evaluation['std']:.2f}")
+    folder = agent.save_pretrained(Path(run_dir) / "pretrained", evaluation=evaluation)
+    print(f"shareable agent written to {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

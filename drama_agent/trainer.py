@@ -1,0 +1,286 @@
+"""The training loop of SPEC §6: one `Trainer.step()` = one env step plus the scheduled updates.
+
+`state_dict()` holds everything a run needs to resume exactly: models, optimisers and schedules,
+the replay buffer with its DFS counters, every RNG (torch, numpy, the environment's), step counters,
+the acting context, normaliser and EMA state (inside the actor-critic's state dict).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from drama_agent.acting import ActingState, act
+from drama_agent.behavior import ActorCritic
+from drama_agent.behavior.loss import actor_critic_loss
+from drama_agent.config import DramaConfig
+from drama_agent.env_state import get_env_state, set_env_state
+from drama_agent.imagination import Rollout, imagine_rollout
+from drama_agent.optim import build_optimizer, clip_grad_norm
+from drama_agent.replay import ReplayBuffer
+from drama_agent.world_model import WorldModel
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; training stops and the last checkpoint stays as it was."""
+
+
+@dataclass
+class StepResult:
+    """What one `Trainer.step()` did; `metrics` holds the update losses of this step (detached tensors)."""
+
+    env_step: int
+    reward: float
+    episode_return: float | None  # the finished episode's return, when this step ended one
+    episode_length: int | None
+    metrics: dict[str, Tensor]
+
+
+def check_env_matches(env: gym.Env, num_actions: int, obs_shape: tuple[int, ...]) -> None:
+    """ValueError unless `env` has `num_actions` discrete actions and (S, S, 3) uint8 observations of `obs_shape`."""
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Discrete) or space.n != num_actions:
+        raise ValueError(f"the environment's action space is {space}, the agent expects Discrete({num_actions})")
+    obs_space = env.observation_space
+    if obs_space.shape != tuple(obs_shape) or obs_space.dtype != np.uint8:
+        raise ValueError(
+            f"the environment's observations are {obs_space.dtype} {obs_space.shape}, the agent expects uint8 "
+            f"{tuple(obs_shape)} (make the env with drama_agent.make_env and the agent's cfg.env)"
+        )
+
+
+class Trainer:
+    """Trains an agent's models in `env`: owns the optimisers, replay, RNGs and the real environment.
+
+    The environment is reset with the run seed `cfg.seed` (with `make_env` every later episode gets a
+    seed derived from it).
+    """
+
+    def __init__(
+        self,
+        cfg: DramaConfig,
+        env: gym.Env,
+        world_model: WorldModel,
+        actor_critic: ActorCritic,
+    ) -> None:
+        self.cfg = cfg
+        self.env = env
+        self.world_model = world_model
+        self.actor_critic = actor_critic
+        self.device = next(world_model.parameters()).device
+        self.num_actions = actor_critic.num_actions
+        self.obs_shape = (cfg.env.frame_size, cfg.env.frame_size, 3)
+        check_env_matches(env, self.num_actions, self.obs_shape)
+        self.replay = ReplayBuffer(cfg.replay, self.obs_shape, self.device)
+        self.wm_optim, self.wm_schedule = build_optimizer(self.world_model.parameters(), cfg.train)
+        self.ac_optim, self.ac_schedule = build_optimizer(self.actor_critic.trainable_parameters(), cfg.train)
+        self.replay_generator = torch.Generator().manual_seed(cfg.seed)
+        self.generator = torch.Generator(self.device).manual_seed(cfg.seed + 1)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.env_steps = 0
+        self.updates = 0
+        self.episodes = 0
+        self.episode_return = 0.0
+        self.episode_length = 0
+        self.acting = ActingState()
+        self.timer: Callable[[str], AbstractContextManager] | None = None
+        """Optional `timer(section)` context manager wrapped around each part of `step` (benchmarks use it)."""
+        self.obs, _ = env.reset(seed=cfg.seed)
+
+    @property
+    def learning(self) -> bool:
+        """True while updates are scheduled: the buffer is warm and the step budget is not spent."""
+        return len(self.replay) > self.cfg.train.warmup_steps and self.env_steps < self.cfg.train.total_steps
+
+    def choose_action(self) -> int:
+        """The action for the current observation: random during warm-up, else the policy's (SPEC §6)."""
+        cfg = self.cfg
+        if len(self.replay) <= cfg.train.warmup_steps:
+            return int(self.rng.integers(self.num_actions))
+        self._eval_mode()
+        action, self.acting = act(
+            self.world_model,
+            self.actor_critic.actor,
+            self.obs,
+            self.acting,
+            cfg.train.acting_mode,
+            cfg.train.act_context,
+            self.rng,
+            self.generator,
+        )
+        return action
+
+    def step(self) -> StepResult:
+        """Act once in the real environment, store the transition, then run this step's updates."""
+        with self._section("acting"):
+            action = self.choose_action()
+        with self._section("env"):
+            next_obs, reward, terminated, truncated, info = self.env.step(action)
+        reward = float(reward)
+        self.replay.add(self.obs, action, reward, bool(terminated or info.get("life_loss", False)))
+        self.env_steps += 1
+        self.episode_return += reward
+        self.episode_length += 1
+        result = StepResult(self.env_steps, reward, None, None, {})
+        if terminated or truncated:
+            result.episode_return, result.episode_length = self.episode_return, self.episode_length
+            self.episodes += 1
+            self.episode_return, self.episode_length = 0.0, 0
+            self.acting = ActingState()
+            next_obs, _ = self.env.reset()
+        self.obs = next_obs
+        if self.learning:
+            with self._section("world_model"):
+                result.metrics.update(self.update_world_model())
+            with self._section("imagination"):
+                rollout, rewards, continues = self.imagine()
+            with self._section("actor_critic"):
+                result.metrics.update(self.update_actor_critic(rollout, rewards, continues))
+            self.updates += 1
+        return result
+
+    def _section(self, name: str) -> AbstractContextManager:
+        return nullcontext() if self.timer is None else self.timer(name)
+
+    def _eval_mode(self) -> None:
+        self.world_model.eval()
+        self.actor_critic.eval()
+
+    def update_world_model(self) -> dict[str, Tensor]:
+        cfg = self.cfg
+        batch = self.replay.sample_world_model(cfg.replay.batch_size, cfg.replay.seq_len, self.replay_generator)
+        self.world_model.train()
+        use_bf16 = cfg.train.bf16 and self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            loss, metrics = self.world_model.loss(
+                batch.obs, batch.actions, batch.rewards, batch.terminations, self.generator
+            )
+        grad_norm = self._apply(
+            loss, self.wm_optim, self.wm_schedule, self.world_model.parameters(), cfg.train.wm_grad_clip, "world model"
+        )
+        return {f"world_model/{k}": v for k, v in metrics.items()} | {"world_model/grad_norm": grad_norm}
+
+    @torch.no_grad()
+    def imagine(self) -> tuple[Rollout, Tensor, Tensor]:
+        """Dream from DFS-sampled real windows with the current policy: the rollout, its rewards and continues."""
+        cfg = self.cfg
+        batch = self.replay.sample_imagination(
+            cfg.imagination.batch_size, cfg.imagination.context, self.replay_generator
+        )
+        self._eval_mode()
+        actor = self.actor_critic.actor
+        rollout = imagine_rollout(
+            self.world_model,
+            batch.obs,
+            batch.actions,
+            cfg.imagination.horizon,
+            policy=lambda features: actor.act(features, generator=self.generator),
+            generator=self.generator,
+        )
+        rewards, continues = rollout.rewards_and_continues(self.world_model, cfg.actor_critic.reward_before_action)
+        return rollout, rewards, continues
+
+    def update_actor_critic(self, rollout: Rollout, rewards: Tensor, continues: Tensor) -> dict[str, Tensor]:
+        """One actor-critic update on an imagined rollout (SPEC §3), then the slow-critic EMA."""
+        cfg = self.cfg
+        self.actor_critic.train()
+        loss, metrics = actor_critic_loss(
+            self.actor_critic, rollout.features, rollout.actions, rewards, continues, cfg.actor_critic
+        )
+        grad_norm = self._apply(
+            loss,
+            self.ac_optim,
+            self.ac_schedule,
+            self.actor_critic.trainable_parameters(),
+            cfg.train.ac_grad_clip,
+            "actor-critic",
+        )
+        self.actor_critic.update_slow_critic()
+        metrics["imagined_reward"] = rewards.mean()
+        return {f"actor_critic/{k}": v for k, v in metrics.items()} | {"actor_critic/grad_norm": grad_norm}
+
+    def _apply(self, loss: Tensor, optim, schedule, params, clip: float, name: str) -> Tensor:
+        if not math.isfinite(float(loss.detach())):
+            raise NonFiniteLossError(
+                f"the {name} loss is {float(loss)} at env step {self.env_steps}; training stopped "
+                "(the last saved checkpoint is intact)"
+            )
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        params = list(params)
+        grad_norm = clip_grad_norm(params, clip)
+        optim.step()
+        schedule.step()
+        return grad_norm
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": "drama-agent training state",
+            "config": self.cfg.to_dict(),
+            "world_model": self.world_model.state_dict(),
+            "actor_critic": self.actor_critic.state_dict(),
+            "wm_optim": self.wm_optim.state_dict(),
+            "wm_schedule": self.wm_schedule.state_dict(),
+            "ac_optim": self.ac_optim.state_dict(),
+            "ac_schedule": self.ac_schedule.state_dict(),
+            "replay": self.replay.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "replay": self.replay_generator.get_state(),
+                "sampling": self.generator.get_state(),
+                "numpy": self.rng.bit_generator.state,
+            },
+            "env": get_env_state(self.env),
+            "obs": self.obs,
+            "acting": {
+                "obs": list(self.acting.obs),
+                "actions": list(self.acting.actions),
+                "sequence": self.acting.sequence,
+                "last_z": self.acting.last_z,
+                "last_action": self.acting.last_action,
+            },
+            "counters": {
+                "env_steps": self.env_steps,
+                "updates": self.updates,
+                "episodes": self.episodes,
+                "episode_return": self.episode_return,
+                "episode_length": self.episode_length,
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = DramaConfig.from_dict(state["config"])
+        if saved != self.cfg:
+            raise ValueError("the training state was saved with a different configuration")
+        self.world_model.load_state_dict(state["world_model"])
+        self.actor_critic.load_state_dict(state["actor_critic"])
+        self.wm_optim.load_state_dict(state["wm_optim"])
+        self.wm_schedule.load_state_dict(state["wm_schedule"])
+        self.ac_optim.load_state_dict(state["ac_optim"])
+        self.ac_schedule.load_state_dict(state["ac_schedule"])
+        self.replay.load_state_dict(state["replay"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.replay_generator.set_state(state["rng"]["replay"])
+        self.generator.set_state(state["rng"]["sampling"])
+        self.rng.bit_generator.state = state["rng"]["numpy"]
+        set_env_state(self.env, state["env"])
+        self.obs = np.asarray(state["obs"])
+        acting = state["acting"]
+        sequence = acting["sequence"]
+        self.acting = ActingState(
+            obs=[np.asarray(o) for o in acting["obs"]],
+            actions=list(acting["actions"]),
+            sequence=None if sequence is None else [tuple(t.to(self.device) for t in layer) for layer in sequence],
+            last_z=None if acting["last_z"] is None else acting["last_z"].to(self.device),
+            last_action=acting["last_action"],
+        )
+        for name, value in state["counters"].items():
+            setattr(self, name, value)

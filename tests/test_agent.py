@@ -1,0 +1,122 @@
+"""DramaAgent: parameter counts, bad input, imagination, SB3 compatibility, exact resume."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from drama_agent import DramaAgent, DramaConfig, make_env
+from drama_agent.imagination import start_state
+from drama_agent.metrics import read_metrics
+from drama_agent.serialization import load_state
+
+DEBUG = DramaConfig.preset("debug")
+
+
+def small_run_config(**train) -> DramaConfig:
+    cfg = DEBUG.replace_path("train.warmup_steps", 40)
+    for key, value in train.items():
+        cfg = cfg.replace_path(f"train.{key}", value)
+    return cfg
+
+
+@pytest.mark.parametrize("num_actions", [4, 6, 18])
+def test_xs_actor_critic_parameter_counts(num_actions):
+    agent = DramaAgent(DramaConfig.preset("xs"), action_space=num_actions, device="cpu")
+    counts = agent.parameter_counts()
+    assert counts["actor"] == 525_824 + 257 * num_actions
+    assert counts["critic"] == 1_444_607
+    assert counts["world_model"] == 7_152_387 + 512 * num_actions
+    assert counts["sequence_model"] == 3_734_432 + 512 * num_actions
+
+
+def test_bad_observations_and_action_space_are_rejected():
+    env = make_env("Catch", DEBUG.env, seed=0)
+    agent = DramaAgent(DEBUG, env=env, device="cpu")
+    with pytest.raises(ValueError, match=r"uint8 \(32, 32, 3\)"):
+        agent.act(np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        agent.act(np.zeros((32, 32, 3), np.float32))
+    pong = make_env("Pong", DEBUG.env, seed=0)
+    with pytest.raises(ValueError, match=r"Discrete\(6\).*Discrete\(3\)"):
+        agent.evaluate(pong, n_episodes=1)
+    with pytest.raises(ValueError, match="discrete action space"):
+        DramaAgent(DEBUG, action_space=None, device="cpu")
+
+
+def test_imagine_with_actions_reproduces_step_by_step_world_model():
+    agent = DramaAgent(DEBUG, action_space=3, device="cpu")
+    rng = np.random.default_rng(0)
+    obs = rng.integers(0, 256, (2, 4, 32, 32, 3), dtype=np.uint8)
+    ctx_actions = rng.integers(0, 3, (2, 4))
+    planned = rng.integers(0, 3, (2, 5))
+    imag = agent.imagine(obs, ctx_actions, horizon=5, actions=planned, seed=7)
+    assert imag.frames.shape == (2, 5, 32, 32, 3) and imag.frames.dtype == np.uint8
+    np.testing.assert_array_equal(imag.actions, planned)
+
+    wm = agent.world_model.eval()
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        z, d, state = start_state(wm, torch.as_tensor(obs), torch.as_tensor(ctx_actions), gen)
+        frames, rewards = [], []
+        for k in range(5):
+            frames.append(wm.to_uint8(wm.decode(z[:, None]))[:, 0])
+            d, state = wm.sequence_model.step(z, torch.as_tensor(planned[:, k]), state)
+            rewards.append(wm.predict_reward(d))
+            z = wm.sample(wm.prior(d), gen)
+    np.testing.assert_array_equal(imag.frames, torch.stack(frames, 1).numpy())
+    np.testing.assert_allclose(imag.rewards, torch.stack(rewards, 1).numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(imag.action_probs.sum(-1), 1.0, atol=1e-5)
+
+
+def test_stable_baselines3_evaluate_policy_runs_unchanged():
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    agent = DramaAgent(DEBUG, action_space=3, device="cpu")
+    vec_env = make_vec_env(lambda: make_env("Catch", DEBUG.env, seed=0), n_envs=2)
+    mean, std = evaluate_policy(agent, vec_env, n_eval_episodes=4, deterministic=True)
+    assert -5.0 <= mean <= 5.0 and std >= 0.0
+
+
+RESUME_SCRIPT = textwrap.dedent("""
+    import sys, torch
+    torch.set_num_threads(1)
+    from drama_agent import DramaAgent, DramaConfig, make_env
+    mode, run_dir, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    cfg = (DramaConfig.preset("debug").replace_path("train.warmup_steps", 40)
+           .replace_path("train.checkpoint_every", 10_000))
+    if mode == "new":
+        agent = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
+    else:
+        agent = DramaAgent.load(run_dir, device="cpu")
+    agent.learn(steps, run_dir=run_dir, log_every=1)
+""")
+
+
+def _run(*args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-c", RESUME_SCRIPT, *map(str, args)], check=True, env=env)
+
+
+@pytest.mark.slow
+def test_resume_in_a_fresh_process_is_bit_exact(tmp_path):
+    k = 55  # 15 updates on each side of the save (warm-up 40)
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    _run("new", straight, 2 * k)
+    _run("new", split, k)
+    _run("resume", split, 2 * k)
+    a, b = load_state(straight / "state.safetensors"), load_state(split / "state.safetensors")
+    for part in ("world_model", "actor_critic"):
+        assert a[part].keys() == b[part].keys()
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), f"{part}.{key} differs"
+    assert a["counters"] == b["counters"] and a["counters"]["env_steps"] == 2 * k
+    assert torch.equal(a["replay"]["wm_counts"], b["replay"]["wm_counts"])
+    metrics_a, metrics_b = read_metrics(straight), read_metrics(split)
+    assert len(metrics_a) > 100
+    assert metrics_a == metrics_b

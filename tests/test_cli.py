@@ -1,0 +1,69 @@
+"""drama-train and drama-eval, in-process on a real game."""
+
+import json
+
+import pytest
+
+from drama_agent.cli import evaluate, train
+from drama_agent.hub import parse_model_card
+from drama_agent.metrics import read_metrics
+
+
+def test_train_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--game", "--preset", "--steps", "--resume", "--run-dir", "--train.lr", "--sequence.backbone"):
+        assert option in text
+    assert "LaProp learning rate" in text
+
+
+def test_unknown_game_and_missing_checkpoint_exit_cleanly(tmp_path, capsys):
+    assert train.main(["--game", "NoSuchGame", "--preset", "debug", "--run-dir", str(tmp_path)]) == 2
+    assert "unknown game 'NoSuchGame'" in capsys.readouterr().err
+    assert evaluate.main([str(tmp_path / "nothing-here"), "--episodes", "1"]) == 2
+    assert "Could not find" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pong_smoke_run_trains_saves_and_evaluates(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = [
+        "--game",
+        "Pong",
+        "--preset",
+        "debug",
+        "--steps",
+        "160",
+        "--train.warmup_steps",
+        "100",
+        "--run-dir",
+        str(run_dir),
+        "--eval-episodes",
+        "1",
+        "--log-every",
+        "10",
+        "--no-progress",
+    ]
+    assert train.main(argv) == 0
+    assert (run_dir / "state.safetensors").is_file()
+    names = {name for _, name, _ in read_metrics(run_dir)}
+    assert {"world_model/recon", "actor_critic/policy_loss", "world_model/loss"} <= names
+    assert any(p.name.startswith("events.out.tfevents") for p in (run_dir / "tb").iterdir())
+    folder = run_dir / "pretrained"
+    meta, body = parse_model_card((folder / "README.md").read_text(encoding="utf-8"))
+    assert meta["library_name"] == "drama-agent"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["env_id"] == "ALE/Pong-v5" and config["num_actions"] == 6 and config["steps_trained"] == 160
+    assert "160" in body
+
+    out = tmp_path / "eval.json"
+    assert evaluate.main([str(folder), "--episodes", "1", "--json", str(out), "--device", "cpu"]) == 0
+    result = json.loads(out.read_text())
+    assert result["env_id"] == "ALE/Pong-v5" and len(result["returns"]) == 1
+    assert -21 <= result["mean"] <= 21
+    assert result["hns"] == pytest.approx((result["mean"] + 21) / 36)
+    assert "human-normalised" in capsys.readouterr().out
+
+    assert train.main(["--resume", str(run_dir), "--eval-episodes", "0", "--no-progress"]) == 0
