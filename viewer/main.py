@@ -1,0 +1,141 @@
+"""`drama-view`: watch a Drama agent play a game beside its world model's dream of it (DESIGN.md "Viewer").
+
+    drama-view --game Breakout                       # the checkpoint drama-xs-breakout, via from_pretrained
+    drama-view --game Catch --untrained --preset debug
+    drama-view --game Pong --checkpoint runs/pong --record pong.gif --frames 300 --headless
+
+Exit status: 0 done; 1 no checkpoint resolves (the message lists what was tried and how to train one, and
+mentions --untrained), the checkpoint cannot be read, or no display is available (use --headless);
+2 bad arguments: an unknown game, or a checkpoint trained on another game (env id or action count differ).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import gymnasium as gym
+
+from drama_agent import DramaAgent, DramaConfig, make_env
+from drama_agent.config import EnvConfig
+from drama_agent.hub import CheckpointFormatError, CheckpointNotFoundError
+from drama_agent.scores import game_name
+
+
+class ViewerError(Exception):
+    """A problem to report in one message and exit with `code`."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="drama-view", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--game", required=True, help="game name, e.g. Breakout, ALE/Pong-v5 or Catch")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
+        "--checkpoint", default=None, help="checkpoint folder, shipped name or Hub id (default: drama-xs-<game>)"
+    )
+    source.add_argument("--untrained", action="store_true", help="show a freshly initialised agent")
+    p.add_argument("--preset", choices=["debug", "xs", "s"], default="xs", help="model size for --untrained")
+    p.add_argument("--horizon", type=_positive, default=16, help="frames between re-syncs of the dream")
+    p.add_argument("--fps", type=float, default=30.0, help="frames per second (0: as fast as possible)")
+    p.add_argument("--record", default=None, help="write the composed frames to this GIF (recording starts at once)")
+    p.add_argument("--frames", type=_positive, default=None, help="stop after this many frames")
+    p.add_argument("--headless", action="store_true", help="no window (SDL_VIDEODRIVER=dummy), e.g. with --record")
+    p.add_argument("--seed", type=int, default=0, help="seed of the game and the dreams")
+    p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, ...")
+    args = p.parse_args(argv)
+    if args.fps < 0:
+        p.error(f"--fps must be >= 0, got {args.fps}")
+    return args
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def load(args: argparse.Namespace) -> tuple[DramaAgent, gym.Env, str]:
+    """The agent, its game and the window title; raises ViewerError with the documented messages."""
+    if args.untrained:
+        cfg = DramaConfig.preset(args.preset).replace_path("seed", args.seed)
+        env = _make_env(args.game, cfg.env, args.seed)
+        agent = DramaAgent(cfg, env=env, device=args.device)
+        return agent, env, f"{game_name(env.spec.id)}   untrained {args.preset}"
+    probe = _make_env(args.game, EnvConfig(), args.seed)
+    env_id, num_actions = probe.spec.id, int(probe.action_space.n)
+    probe.close()
+    name = args.checkpoint or f"drama-xs-{game_name(env_id).lower()}"
+    try:
+        agent = DramaAgent.from_pretrained(name, device=args.device)
+    except CheckpointNotFoundError as err:
+        raise ViewerError(
+            f"{err}\nTo watch an untrained model instead: drama-view --game {args.game} --untrained", 1
+        ) from None
+    except CheckpointFormatError as err:
+        raise ViewerError(f"checkpoint {name!r} cannot be loaded: {err}", 1) from None
+    trained_on = agent.env_id or "unknown"
+    if (trained_on not in ("unknown", env_id)) or agent.num_actions != num_actions:
+        raise ViewerError(
+            f"checkpoint {name!r} was trained on {trained_on} ({agent.num_actions} actions), but --game "
+            f"{args.game} is {env_id} ({num_actions} actions). Pass --game {game_name(trained_on)} or a "
+            f"checkpoint trained on {game_name(env_id)}.",
+            2,
+        )
+    return agent, _make_env(args.game, agent.cfg.env, args.seed), f"{game_name(env_id)}   {name}"
+
+
+def _make_env(game: str, cfg: EnvConfig, seed: int) -> gym.Env:
+    try:
+        return make_env(game, cfg, seed=seed)
+    except ValueError as err:
+        raise ViewerError(str(err), 2) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `drama-view` console script; returns the exit status (see the module docstring)."""
+    args = parse_args(argv)
+    if args.headless:
+        os.environ["SDL_VIDEODRIVER"] = "dummy"
+    try:
+        agent, env, title = load(args)
+    except ViewerError as err:
+        print(f"drama-view: {err}", file=sys.stderr)
+        return err.code
+
+    import pygame
+
+    from viewer.app import ViewerApp
+    from viewer.controls import action_names
+    from viewer.panels import Composer, Layout
+    from viewer.session import Session
+
+    try:
+        pygame.display.init()
+    except pygame.error as err:
+        print(f"drama-view: no display ({err}); run with --headless to record without a window", file=sys.stderr)
+        return 1
+    pygame.font.init()
+    composer = Composer(
+        Layout.for_frame(agent.obs_shape[0]), action_names(env, agent.num_actions, agent.pretrained_info), title
+    )
+    app = ViewerApp(Session(agent, env, args.horizon, args.seed), composer, args.fps, args.record, args.frames)
+    try:
+        app.run()
+    except KeyboardInterrupt:
+        app.close()
+    finally:
+        pygame.quit()
+        env.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
