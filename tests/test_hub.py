@@ -412,3 +412,40 @@ def test_loopback_hub_stops_by_itself(tmp_path):
     time.sleep(0.8)
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"{hub.endpoint}/api/models/org/x/revision/main", timeout=5)
+
+
+def test_a_trained_agent_round_trips_through_the_loopback_hub(tmp_path):
+    """DramaAgent.push_to_hub, then DramaAgent.from_pretrained("org/name") in a fresh process: same weights."""
+    with HubServer(tmp_path / "hub", token="hf_test", lifetime_s=90) as hub:
+        out = run_client(
+            """
+            import torch
+            from safetensors.torch import load_file
+            from drama_agent import DramaAgent, DramaConfig, make_env
+            cfg = DramaConfig.preset("debug").replace_path("train.warmup_steps", 40)
+            agent = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
+            agent.learn(42)
+            url = agent.push_to_hub("org/catch-agent", token="hf_test")
+            loaded = DramaAgent.from_pretrained("catch-agent", device="cpu")
+            same = all(
+                torch.equal(a, b)
+                for mine, theirs in ((agent.world_model, loaded.world_model), (agent.actor_critic, loaded.actor_critic))
+                for a, b in zip(mine.state_dict().values(), theirs.state_dict().values(), strict=True)
+            )
+            print(json.dumps({"url": url, "same": same, "env_id": loaded.env_id, "steps": loaded.pretrained_info[
+                "steps_trained"]}))
+            """,
+            tmp_path,
+            HF_ENDPOINT=hub.endpoint,
+            HF_HUB_DISABLE_XET="1",
+            DRAMA_HUB_ORG="org",
+        )
+        assert hub.errors == []
+        assert sorted(hub.store.files("org/catch-agent", hub.store.resolve("org/catch-agent", "main"))) == [
+            ".gitattributes",
+            "README.md",
+            "config.json",
+            "model.safetensors",
+        ]
+    assert out == {"url": out["url"], "same": True, "env_id": "drama_agent/Catch-v0", "steps": 42}
+    assert out["url"].startswith(f"{hub.endpoint}/org/catch-agent/commit/")
