@@ -59,11 +59,11 @@ def save_pretrained(
         "name": name or folder.name,
         "game": game_name(env_id),
         "env_id": env_id,
-        "preset": _preset_name(agent.cfg),
+        "preset": preset_name(agent.cfg),
         "steps_trained": agent.num_timesteps,
         "eval": evaluation,
         "parameter_counts": agent.parameter_counts(),
-        "limits": LIMITS,
+        "limits": LIMITS + _baseline(env_id),
         "package_version": config["package_version"],
     }
     (folder / "README.md").write_text(hub.model_card(card), encoding="utf-8")
@@ -102,7 +102,23 @@ def load_pretrained(
     return agent
 
 
-def _preset_name(cfg: DramaConfig) -> str:
+def _baseline(env_id: str) -> list[str]:
+    """A line that puts the score in context: the random policy's return on this game."""
+    from drama_agent.envs import CATCH_ID, random_policy_return
+    from drama_agent.scores import score_table
+
+    if env_id == CATCH_ID:
+        return [f"Catch is a toy game: a random policy averages {random_policy_return():.2f}, perfect play +5."]
+    row = score_table().get(game_name(env_id))
+    if row is None:
+        return []
+    return [
+        f"Published Atari100k reference: random {row['Random']:g}, human {row['Human']:g}, "
+        f"Drama XS (paper) {row['DramaXS']:g}."
+    ]
+
+
+def preset_name(cfg: DramaConfig) -> str:
     for name in ("xs", "s", "debug"):
         preset = DramaConfig.preset(name)
         if (preset.world_model, preset.sequence) == (cfg.world_model, cfg.sequence):

@@ -11,6 +11,8 @@ from drama_agent.agent import DramaAgent, resolve_device
 from drama_agent.cli.config_args import add_config_arguments, apply_config_arguments
 from drama_agent.config import PRESETS, DramaConfig
 from drama_agent.envs import make_env
+from drama_agent.pretrained import preset_name
+from drama_agent.scores import game_name
 from drama_agent.trainer import NonFiniteLossError
 
 
@@ -83,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             f"environment seed {cfg.seed + 10_000}"
         )
         print(f"evaluation over {args.eval_episodes} episodes: {evaluation['mean']:.2f} ± {evaluation['std']:.2f}")
-    folder = agent.save_pretrained(Path(run_dir) / "pretrained", evaluation=evaluation)
+    name = f"drama-{preset_name(cfg)}-{game_name(agent.env_id).lower()}"
+    folder = agent.save_pretrained(Path(run_dir) / "pretrained", evaluation=evaluation, name=name)
     print(f"shareable agent written to {folder}")
     return 0
 

@@ -1,0 +1,104 @@
+"""save_pretrained / from_pretrained through DramaAgent: round trip, shipped checkpoints, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from drama_agent import DramaAgent, DramaConfig, make_env
+from drama_agent.hub import CheckpointFormatError, CheckpointNotFoundError, parse_model_card, shipped_checkpoints_dir
+
+DEBUG = DramaConfig.preset("debug")
+
+
+def trained_a_little() -> DramaAgent:
+    cfg = DEBUG.replace_path("train.warmup_steps", 40)
+    agent = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
+    agent.learn(45)  # a few updates, so weights and normaliser statistics are not the initial ones
+    return agent
+
+
+def observations(n: int = 12) -> list[np.ndarray]:
+    env = make_env("Catch", DEBUG.env, seed=3)
+    obs, _ = env.reset()
+    frames = [obs]
+    for i in range(n - 1):
+        frames.append(env.step(i % 3)[0])
+    return frames
+
+
+def test_round_trip_gives_identical_weights_config_and_actions(tmp_path):
+    agent = trained_a_little()
+    evaluation = {"mean": -1.5, "std": 0.5, "returns": [-1.0, -2.0], "lengths": [35, 35], "hns": None, "episodes": 2}
+    agent.save_pretrained(tmp_path / "ckpt", evaluation=evaluation)
+    loaded = DramaAgent.from_pretrained(str(tmp_path / "ckpt"), device="cpu")
+    assert loaded.cfg == agent.cfg and loaded.env_id == "drama_agent/Catch-v0" and loaded.num_actions == 3
+    for mine, theirs in ((agent.world_model, loaded.world_model), (agent.actor_critic, loaded.actor_critic)):
+        a, b = mine.state_dict(), theirs.state_dict()
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert agent.actor_critic.actor.normalizer.count.item() > 1.0  # the statistics travel with the weights
+    for each in (agent, loaded):  # the same random first action and latent samples for both
+        each.rng, each.generator = np.random.default_rng(4), torch.Generator().manual_seed(11)
+        each.reset()
+    frames = observations()
+    mine = [agent.act(o, deterministic=True) for o in frames]
+    theirs = [loaded.act(o, deterministic=True) for o in frames]
+    assert mine == theirs
+    meta, body = parse_model_card((tmp_path / "ckpt" / "README.md").read_text(encoding="utf-8"))
+    assert meta["library_name"] == "drama-agent"
+    assert meta["model-index"][0]["results"][0]["metrics"][0]["value"] == "-1.50 ± 0.50"
+    assert "45" in body  # steps trained
+
+
+def test_loading_errors_say_what_is_wrong(tmp_path):
+    agent = trained_a_little()
+    folder = agent.save_pretrained(tmp_path / "ckpt")
+    with pytest.raises(ValueError, match=r"trained on drama_agent/Catch-v0 with 3 actions.*Discrete\(6\)"):
+        DramaAgent.from_pretrained(str(folder), env=make_env("Pong", DEBUG.env), device="cpu")
+
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"format_version": 99}))
+    with pytest.raises(CheckpointFormatError, match="format_version 99"):
+        DramaAgent.from_pretrained(str(folder), device="cpu")
+    (folder / "config.json").write_text(json.dumps(config))
+
+    weights = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(weights[: len(weights) // 3])
+    with pytest.raises(CheckpointFormatError, match="truncated or corrupt"):
+        DramaAgent.from_pretrained(str(folder), device="cpu")
+
+    from safetensors.torch import save_file
+
+    tensors = {f"world_model.{k}": v for k, v in agent.world_model.state_dict().items()}
+    tensors |= {f"actor_critic.{k}": v for k, v in agent.actor_critic.state_dict().items()}
+    del tensors["actor_critic.actor.normalizer.mean"]
+    tensors["world_model.extra.weight"] = torch.zeros(1)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointFormatError, match=r"unexpected keys.*world_model\.extra\.weight"):
+        DramaAgent.from_pretrained(str(folder), device="cpu")
+    del tensors["world_model.extra.weight"]
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointFormatError, match=r"missing keys.*actor_critic\.actor\.normalizer\.mean"):
+        DramaAgent.from_pretrained(str(folder), device="cpu")
+
+    with pytest.raises(CheckpointNotFoundError, match="drama-train --game Pong --preset xs"):
+        DramaAgent.from_pretrained("drama-xs-pong", device="cpu")
+
+
+def shipped() -> list[str]:
+    root = shipped_checkpoints_dir()
+    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
+
+
+def test_a_shipped_checkpoint_loads_by_name_offline_and_plays(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    names = shipped()
+    assert "drama-debug-catch" in names
+    agent = DramaAgent.from_pretrained("drama-debug-catch", device="cpu")
+    card, _ = parse_model_card((shipped_checkpoints_dir() / "drama-debug-catch" / "README.md").read_text("utf-8"))
+    claimed = json.loads((shipped_checkpoints_dir() / "drama-debug-catch" / "eval.json").read_text())
+    assert card["model-index"][0]["results"][0]["metrics"][0]["value"].startswith(f"{claimed['mean']:.2f}")
+    result = agent.evaluate(make_env(agent.env_id, agent.cfg.env, seed=claimed["seed"]), n_episodes=5)
+    assert result["mean"] == pytest.approx(np.mean(claimed["returns"][:5]))
