@@ -208,9 +208,10 @@ class Trainer:
         return {f"actor_critic/{k}": v for k, v in metrics.items()} | {"actor_critic/grad_norm": grad_norm}
 
     def _apply(self, loss: Tensor, optim, schedule, params, clip: float, name: str) -> Tensor:
-        if not math.isfinite(float(loss.detach())):
+        value = float(loss.detach())
+        if not math.isfinite(value):
             raise NonFiniteLossError(
-                f"the {name} loss is {float(loss)} at env step {self.env_steps}; training stopped "
+                f"the {name} loss is {value} at env step {self.env_steps}; training stopped "
                 "(the last saved checkpoint is intact)"
             )
         optim.zero_grad(set_to_none=True)

@@ -120,3 +120,29 @@ def test_resume_in_a_fresh_process_is_bit_exact(tmp_path):
     metrics_a, metrics_b = read_metrics(straight), read_metrics(split)
     assert len(metrics_a) > 100
     assert metrics_a == metrics_b
+
+
+def test_ctrl_c_saves_the_state_and_a_nan_loss_keeps_the_last_checkpoint(tmp_path):
+    from drama_agent.trainer import NonFiniteLossError
+
+    cfg = small_run_config(checkpoint_every=45)
+    agent = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
+
+    def interrupt(_agent, result):
+        if result.env_step == 43:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        agent.learn(100, run_dir=tmp_path, callback=interrupt)
+    assert load_state(tmp_path / "state.safetensors")["counters"]["env_steps"] == 43
+
+    def poison(_agent, result):
+        if result.env_step == 47:  # after the checkpoint at step 45, a decoder weight becomes NaN
+            with torch.no_grad():
+                next(_agent.world_model.decoder.parameters()).fill_(float("nan"))
+
+    with pytest.raises(NonFiniteLossError, match="world model loss is nan at env step 48"):
+        agent.learn(100, run_dir=tmp_path, callback=poison)
+    state = load_state(tmp_path / "state.safetensors")
+    assert state["counters"]["env_steps"] == 45
+    assert all(torch.isfinite(t).all() for t in state["world_model"].values() if t.is_floating_point())
