@@ -1,6 +1,6 @@
 """`drama-view`: watch a Drama agent play a game beside its world model's dream of it (DESIGN.md "Viewer").
 
-    drama-view --game Breakout                       # the checkpoint drama-xs-breakout, via from_pretrained
+    drama-view --game Breakout                       # drama-xs-breakout (or -s-, -debug-), via from_pretrained
     drama-view --game Catch --untrained --preset debug
     drama-view --game Pong --checkpoint runs/pong --record pong.gif --frames 300 --headless
 
@@ -38,7 +38,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--game", required=True, help="game name, e.g. Breakout, ALE/Pong-v5 or Catch")
     source = p.add_mutually_exclusive_group()
     source.add_argument(
-        "--checkpoint", default=None, help="checkpoint folder, shipped name or Hub id (default: drama-xs-<game>)"
+        "--checkpoint",
+        default=None,
+        help="checkpoint folder, shipped name or Hub id (default: the first of drama-xs-<game>, drama-s-<game>, "
+        "drama-debug-<game> that resolves)",
     )
     source.add_argument("--untrained", action="store_true", help="show a freshly initialised agent")
     p.add_argument("--preset", choices=["debug", "xs", "s"], default="xs", help="model size for --untrained")
@@ -72,15 +75,22 @@ def load(args: argparse.Namespace) -> tuple[DramaAgent, gym.Env, str]:
     probe = _make_env(args.game, EnvConfig(), args.seed)
     env_id, num_actions = probe.spec.id, int(probe.action_space.n)
     probe.close()
-    name = args.checkpoint or f"drama-xs-{game_name(env_id).lower()}"
-    try:
-        agent = DramaAgent.from_pretrained(name, device=args.device)
-    except CheckpointNotFoundError as err:
+    game = game_name(env_id).lower()
+    names = [args.checkpoint] if args.checkpoint else [f"drama-{preset}-{game}" for preset in ("xs", "s", "debug")]
+    agent, missing = None, []
+    for name in names:
+        try:
+            agent = DramaAgent.from_pretrained(name, device=args.device)
+            break
+        except CheckpointNotFoundError as err:
+            missing.append(err)
+        except CheckpointFormatError as err:
+            raise ViewerError(f"checkpoint {name!r} cannot be loaded: {err}", 1) from None
+    if agent is None:
+        others = f"(also tried {', '.join(names[1:])})\n" if len(names) > 1 else ""
         raise ViewerError(
-            f"{err}\nTo watch an untrained model instead: drama-view --game {args.game} --untrained", 1
-        ) from None
-    except CheckpointFormatError as err:
-        raise ViewerError(f"checkpoint {name!r} cannot be loaded: {err}", 1) from None
+            f"{missing[0]}\n{others}To watch an untrained model instead: drama-view --game {args.game} --untrained", 1
+        )
     trained_on = agent.env_id or "unknown"
     if (trained_on not in ("unknown", env_id)) or agent.num_actions != num_actions:
         raise ViewerError(

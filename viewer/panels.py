@@ -243,7 +243,10 @@ class Composer:
             self._write(surface, text, tuple(pen), font, colour)
             pen[1] += gap
 
-        line(self.title, "title", TEXT, 26)
+        game, _, source = self.title.partition("   ")  # e.g. "Breakout   untrained debug": source on its own line
+        line(game, "title", TEXT, 26)
+        if source:
+            line(source.strip(), "text", DIM)
         mode = "dream only" if view is not None and view.dream_only else "you play" if status.human else "agent plays"
         line(f"frame {0 if view is None else view.frame}    {mode}", "text", DIM)
         if view is not None:
