@@ -121,18 +121,8 @@ class Session:
         self.errors.append(frame_error(obs, dream))
         self.obs = obs
         self._episode_over = bool(terminated or truncated)
-        return FrameView(
-            frame=self.frame,
-            real=obs,
-            dream=dream,
-            dream_info=info,
-            action=action,
-            dream_step=self.since_sync,
-            dream_number=self.syncs - 1,
-            errors=list(self.errors),
-            real_reward=float(reward),
-            real_done=self._episode_over,
-            synced=synced,
+        return self._view(
+            dream, info, action, synced, real=obs, real_reward=float(reward), real_done=self._episode_over
         )
 
     def _advance_dream(self, action: int | None) -> FrameView:
@@ -144,17 +134,20 @@ class Session:
         dream, _, terminated, _, info = self.dream.step(action)
         self._dream_over = terminated
         self.since_sync += 1
+        return self._view(dream, info, action, synced, real=self.obs, dream_only=True)
+
+    def _view(self, dream: np.ndarray, info: dict[str, Any], action: int, synced: bool, **extra: Any) -> FrameView:
+        """The frame just played, with what every mode shows about the dream."""
         return FrameView(
             frame=self.frame,
-            real=self.obs,
             dream=dream,
             dream_info=info,
             action=action,
             dream_step=self.since_sync,
             dream_number=self.syncs - 1,
             errors=list(self.errors),
-            dream_only=True,
             synced=synced,
+            **extra,
         )
 
     def _restart_dream(self) -> tuple[np.ndarray, dict[str, Any]]:
