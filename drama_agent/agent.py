@@ -291,10 +291,13 @@ class DramaAgent:
         )
 
     # --------------------------------------------------------------------------------- evaluating
-    def evaluate(self, env: gym.Env, n_episodes: int = 10, deterministic: bool = True) -> dict[str, Any]:
+    def evaluate(
+        self, env: gym.Env, n_episodes: int = 10, deterministic: bool = True, progress_bar: bool = False
+    ) -> dict[str, Any]:
         """Play `n_episodes` full episodes; mean, std, returns, lengths and the human-normalised mean (Atari)."""
         check_env_matches(env, self.num_actions, self.obs_shape)
         returns, lengths = [], []
+        bar = _progress(progress_bar, 0, n_episodes, unit="episode")
         for _ in range(n_episodes):
             obs, _ = env.reset()
             state, total, length, done = ActingState(), 0.0, 0, False
@@ -304,6 +307,11 @@ class DramaAgent:
                 total, length, done = total + float(reward), length + 1, terminated or truncated
             returns.append(total)
             lengths.append(length)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(mean=f"{np.mean(returns):.2f}", refresh=False)
+        if bar is not None:
+            bar.close()
         mean = float(np.mean(returns))
         env_id = env.spec.id if env.spec is not None else (self.env_id or "")
         return {
@@ -383,12 +391,12 @@ class DramaAgent:
         return agent
 
 
-def _progress(enabled: bool, start: int, total: int):
+def _progress(enabled: bool, start: int, total: int, unit: str = "step"):
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+    return tqdm(total=total, initial=start, unit=unit, dynamic_ncols=True)
 
 
 def _postfix(rate: float, last_return: float | None, metrics: dict[str, Tensor]) -> dict[str, str]:

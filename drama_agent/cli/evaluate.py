@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, help="also write the result as JSON to this file")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit) when loading from the Hub")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -46,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         if agent.env_id is None:
             raise ValueError("the checkpoint does not name its game")
         env = make_env(agent.env_id, agent.cfg.env, seed=args.seed)
-        result = agent.evaluate(env, n_episodes=args.episodes, deterministic=not args.stochastic)
+        result = agent.evaluate(
+            env, n_episodes=args.episodes, deterministic=not args.stochastic, progress_bar=not args.no_progress
+        )
     except (CheckpointNotFoundError, CheckpointFormatError, ValueError, FileNotFoundError) as err:
         print(f"drama-eval: error: {err}", file=sys.stderr)
         return 2

@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluation = None
     if args.eval_episodes > 0:
         eval_env = make_env(agent.env_id, cfg.env, seed=cfg.seed + 10_000)
-        evaluation = agent.evaluate(eval_env, n_episodes=args.eval_episodes, deterministic=True)
+        evaluation = agent.evaluate(
+            eval_env, n_episodes=args.eval_episodes, deterministic=True, progress_bar=not args.no_progress
+        )
         evaluation["episodes"] = args.eval_episodes
         evaluation["protocol"] = (
             f"{args.eval_episodes} greedy episodes after {agent.num_timesteps} agent steps, "
