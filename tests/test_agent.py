@@ -146,3 +146,25 @@ def test_ctrl_c_saves_the_state_and_a_nan_loss_keeps_the_last_checkpoint(tmp_pat
     state = load_state(tmp_path / "state.safetensors")
     assert state["counters"]["env_steps"] == 45
     assert all(torch.isfinite(t).all() for t in state["world_model"].values() if t.is_floating_point())
+
+
+def test_recurrent_acting_carries_one_state_and_matches_a_parallel_pass():
+    cfg = small_run_config(acting_mode="recurrent")
+    agent = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
+    agent.learn(50)
+    env = make_env("Catch", cfg.env, seed=1)
+    obs, _ = env.reset()
+    zs, actions = [], []
+    for _ in range(6):
+        action = agent.act(obs)
+        zs.append(agent._acting.last_z)
+        actions.append(action)
+        obs, *_ = env.step(action)
+    assert all(0 <= a < 3 for a in actions)
+    # The carried state after 6 steps is the state of one parallel pass over the same 5 earlier (z, a) pairs.
+    carried = agent._acting.sequence
+    with torch.no_grad():
+        _, parallel = agent.world_model.sequence_model(torch.cat(zs[:5])[None], torch.tensor([actions[:5]]))
+    for mine, theirs in zip(carried, parallel, strict=True):
+        for a, b in zip(mine, theirs, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
