@@ -52,6 +52,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--headless", action="store_true", help="no window (SDL_VIDEODRIVER=dummy), e.g. with --record")
     p.add_argument("--seed", type=int, default=0, help="seed of the game and the dreams")
     p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, ...")
+    p.add_argument(
+        "--acting-mode",
+        choices=["window", "recurrent"],
+        default=None,
+        help="how the agent acts: window re-runs its last frames every step (the authors' way, the checkpoint's "
+        "default), recurrent carries its state (O(1) per step, faster for xs)",
+    )
     args = p.parse_args(argv)
     if args.fps < 0:
         p.error(f"--fps must be >= 0, got {args.fps}")
@@ -116,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
     try:
         agent, env, title = load(args)
+        if args.acting_mode is not None:
+            agent.cfg = agent.cfg.replace_path("train.acting_mode", args.acting_mode)
     except ViewerError as err:
         print(f"drama-view: {err}", file=sys.stderr)
         return err.code
