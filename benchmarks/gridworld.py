@@ -59,6 +59,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-sequences", type=int, default=None, help="held-out sequences (default 64; quick 4)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for gridworld.json and gridworld.md")
+    p.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="train nothing: combine the gridworld.json of runs made with the same settings (e.g. one backbone "
+        "per process) into one table in --out",
+    )
     args = p.parse_args(argv)
     quick = args.quick
     for name, full, small in [
@@ -159,8 +167,45 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _sequence_config(fields: dict) -> SequenceConfig:
+    return SequenceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+
+def merge(parts: list[Path]) -> dict:
+    """One result from several runs of this script (same settings, different backbones)."""
+    results = [json.loads((part / "gridworld.json").read_text()) for part in parts]
+    keys = ("steps", "seeds", "batch", "d_model", "n_layers", "lr", "eval_sequences", "frames")
+    for other in results[1:]:
+        if any(other["settings"][k] != results[0]["settings"][k] for k in keys):
+            raise SystemExit("--merge: the runs were made with different settings")
+    configs = {name: _sequence_config(c) for r in results for name, c in r["configs"].items()}
+    configs = {name: configs[name] for name in BACKBONES if name in configs}
+    runs = [run for r in results for run in r["runs"]]
+    frames = results[0]["settings"]["frames"]
+    settings = results[0]["settings"] | {
+        "backbones": list(configs),
+        "wall_s": sum(r["settings"]["wall_s"] for r in results),
+        "merged_from": [str(p) for p in parts],
+    }
+    oracle = {int(n): o for n, o in results[0]["oracle"].items()}
+    return {
+        "settings": settings,
+        "configs": {name: dataclasses.asdict(c) for name, c in configs.items()},
+        "oracle": oracle,
+        "rows": summarise(runs, configs, frames),
+        "runs": runs,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.merge:
+        result = merge(args.merge)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "gridworld.json").write_text(json.dumps(result, indent=2))
+        (args.out / "gridworld.md").write_text(markdown(result))
+        print(markdown(result))
+        return result
     start = time.perf_counter()
     configs = matched_configs(base_config(args.d_model, args.n_layers), tuple(args.backbones))
     runs = []

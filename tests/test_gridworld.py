@@ -186,3 +186,15 @@ def test_quick_benchmark_writes_every_backbone_and_length(tmp_path):
     assert rows[("mamba2", 208)]["ms_ratio_to_mamba2"] == 1.0
     assert 0.0 < data["oracle"]["8"]["error"] < 0.2
     assert len(result["runs"]) == 8
+
+
+def test_runs_of_single_backbones_merge_into_one_table(tmp_path):
+    bench = _benchmark()
+    for backbone in ("mamba2", "gru"):
+        bench.main(["--quick", "--backbones", backbone, "--frames", "2", "--out", str(tmp_path / backbone)])
+    merged = bench.main(["--merge", str(tmp_path / "mamba2"), str(tmp_path / "gru"), "--out", str(tmp_path / "all")])
+    rows = {(r["backbone"], r["seq_len"]): r for r in merged["rows"]}
+    assert set(rows) == {("mamba2", 52), ("gru", 52)}
+    gru = rows[("gru", 52)]
+    assert gru["ms_ratio_to_mamba2"] == pytest.approx(gru["ms_per_step"] / rows[("mamba2", 52)]["ms_per_step"])
+    assert len(merged["runs"]) == 2 and (tmp_path / "all" / "gridworld.md").is_file()
