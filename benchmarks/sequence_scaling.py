@@ -23,15 +23,10 @@ import sys
 import time
 from pathlib import Path
 
+from peak_memory import rss_peak_rise_mib
+
 BACKBONES = ("mamba2", "mamba", "gru", "transformer")
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _vm_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def _stack(backbone: str):
@@ -54,10 +49,7 @@ def child_train(backbone: str, length: int, batch: int, repeats: int) -> dict:
         y, _ = stack(x)
         y.square().mean().backward()
 
-    before = _vm_kib("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-    train_step()
-    peak_mib = (_vm_kib("VmHWM") - before) / 1024
+    peak_mib = rss_peak_rise_mib(train_step)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -31,14 +31,9 @@ import sys
 import time
 from pathlib import Path
 
+from peak_memory import rss_peak_rise_mib
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _vm_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def child_update(case: dict) -> dict:
@@ -82,10 +77,7 @@ def child_update(case: dict) -> dict:
         sync()
         peak_mib = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
-        before = _vm_kib("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-        update()
-        peak_mib = (_vm_kib("VmHWM") - before) / 1024
+        peak_mib = rss_peak_rise_mib(update)
     update()  # warm-up
     sync()
     times = []
