@@ -1,4 +1,6 @@
-"""The paper's long-sequence test (SPEC §9, Table 2) on this machine: Mamba-2, Mamba, GRU and Transformer.
+"""The paper's long-sequence test (its Table 2) on this machine: Mamba-2, Mamba, GRU and Transformer.
+
+The task is described in docs/algorithm.md §Long-sequence test.
 
 Each backbone (parameter counts matched to Mamba-2 within 10 %) is trained by next-token prediction on
 grid-world sequences of 8 frames (208 tokens) and 64 frames (1664 tokens) for a fixed number of steps
@@ -162,7 +164,7 @@ def markdown(result: dict) -> str:
         f"sequences per seed, device {s['device']}, {s['threads']} threads, total {s['wall_s']:.0f} s.",
         f"Bayes-optimal floor of the error (positions redrawn at random cannot be predicted): {floors}.",
         "ms/step: forward + backward + optimiser; act. MiB: tensors saved for backward in one step. "
-        "Paper: laptop GPU (SPEC §9); compare the × Mamba-2 ratios, not absolute times.",
+        "Paper: laptop GPU (docs/algorithm.md §Long-sequence test); compare the × Mamba-2 ratios, not absolute times.",
     ]
     return "\n".join(lines) + "\n"
 

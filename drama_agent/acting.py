@@ -1,4 +1,6 @@
-"""Acting in a real environment from the world model's view of the recent past (SPEC §6, "Acting").
+"""Acting in a real environment from the world model's view of the recent past.
+
+See docs/algorithm.md §Training loop and acting.
 
 Both modes act on [ẑ_t ; d_{t−1}], where d_{t−1} summarises the real (o, a) pairs before t and
 ẑ_t ~ prior(d_{t−1}); the first step of an episode takes a random action, as the authors' code does.

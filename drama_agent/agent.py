@@ -1,4 +1,4 @@
-"""`DramaAgent`: the whole agent behind one object (DESIGN.md "Public API")."""
+"""`DramaAgent`: the whole agent behind one object."""
 
 from __future__ import annotations
 
@@ -346,7 +346,7 @@ class DramaAgent:
     def save_pretrained(
         self, folder: str | Path, evaluation: dict[str, Any] | None = None, name: str | None = None
     ) -> Path:
-        """Write config.json, model.safetensors and a README.md model card (DESIGN.md "Checkpoints")."""
+        """Write config.json, model.safetensors and a README.md model card."""
         return pretrained.save_pretrained(self, folder, evaluation, name)
 
     @classmethod

@@ -1,4 +1,4 @@
-"""Typed, frozen configuration with the presets of SPEC.md §8.
+"""Typed, frozen configuration with the presets of docs/algorithm.md §Presets.
 
 Every module receives only its own section; builders receive the root `DramaConfig`.
 Edit a preset with `dataclasses.replace` (see `DramaConfig.replace_path` for dotted names).
@@ -16,7 +16,7 @@ Backbone = Literal["mamba2", "mamba", "gru", "transformer"]
 
 @dataclass(frozen=True)
 class EnvConfig:
-    """Atari100k protocol (SPEC §1)."""
+    """Atari100k protocol (docs/algorithm.md §Environment protocol)."""
 
     frame_size: int = 64
     """Side of the square RGB observation after INTER_AREA resizing."""
@@ -32,7 +32,7 @@ class EnvConfig:
 
 @dataclass(frozen=True)
 class SequenceConfig:
-    """Sequence model over (z, a) (SPEC §2 "Sequence model")."""
+    """Sequence model over (z, a) (docs/algorithm.md §World model)."""
 
     backbone: Backbone = "mamba2"
     """Which mixer the residual blocks use: mamba2 (Drama), mamba, gru or transformer."""
@@ -63,7 +63,7 @@ class SequenceConfig:
     a_init_max: float = 16.0
     """See `a_init_min`."""
     norm_eps: float = 1e-5
-    """Epsilon of every RMSNorm in the sequence model."""
+    """Epsilon of the stem, block and final RMSNorms (the Mamba-2 layer's gated norm always uses 1e-5)."""
     n_heads: int = 8
     """Attention heads of the transformer backbone."""
     max_len: int = 4096
@@ -80,7 +80,7 @@ class SequenceConfig:
 
 @dataclass(frozen=True)
 class WorldModelConfig:
-    """Autoencoder, heads and loss of the world model (SPEC §2)."""
+    """Autoencoder, heads and loss of the world model (docs/algorithm.md §World model)."""
 
     encoder_channels: tuple[int, ...] = (16, 32, 48, 64, 64)
     """Output channels of the encoder convolutions."""
@@ -122,7 +122,10 @@ class WorldModelConfig:
 
 @dataclass(frozen=True)
 class ActorCriticConfig:
-    """Behaviour policy (SPEC §3) and the official code's departures (SPEC §7)."""
+    """Behaviour policy and the official code's departures (docs/algorithm.md §Departures).
+
+    See docs/algorithm.md §Behaviour policy.
+    """
 
     actor_hidden: int = 256
     """Width of the actor's hidden layers."""
@@ -159,14 +162,14 @@ class ActorCriticConfig:
     value_bin_high: float = 20.0
     """Highest value bin in symlog space."""
     reward_before_action: bool = True
-    """SPEC §7.1, official: read imagined reward/termination from d before the imagined action."""
+    """docs/algorithm.md §Departures 1, official: read imagined reward/termination from d before the imagined action."""
     bootstrap_from_current: bool = True
-    """SPEC §7.2, official: the λ-return bootstraps from V(s_k) instead of V(s_{k+1})."""
+    """docs/algorithm.md §Departures 2, official: the λ-return bootstraps from V(s_k) instead of V(s_{k+1})."""
 
 
 @dataclass(frozen=True)
 class ImaginationConfig:
-    """Imagined rollouts (SPEC §4)."""
+    """Imagined rollouts (docs/algorithm.md §Imagination)."""
 
     batch_size: int = 1024
     """Number of real windows that seed imagination."""
@@ -178,7 +181,7 @@ class ImaginationConfig:
 
 @dataclass(frozen=True)
 class ReplayConfig:
-    """Replay buffer and DFS sampling (SPEC §5)."""
+    """Replay buffer and DFS sampling (docs/algorithm.md §DFS sampling)."""
 
     capacity: int = 100_000
     """Steps held; the oldest are overwritten."""
@@ -200,7 +203,7 @@ class ReplayConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Schedule and optimisation (SPEC §6)."""
+    """Schedule and optimisation (docs/algorithm.md §Training loop and acting)."""
 
     total_steps: int = 100_000
     """Agent steps with learning."""

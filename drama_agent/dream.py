@@ -1,4 +1,4 @@
-"""`DreamEnv`: the world model as an environment, stepped one action at a time (DESIGN.md "Viewer").
+"""`DreamEnv`: the world model as an environment, stepped one action at a time.
 
 `reset(obs_context, action_context)` encodes real context o_1..o_L (a_t taken at o_t) and returns the dream
 of o_{L+1}; each `step(action)` takes `action` at the current dreamed frame and returns the next one. The

@@ -1,4 +1,4 @@
-"""Checkpoint folders on disk and on the Hugging Face Hub (DESIGN.md "Checkpoints").
+"""Checkpoint folders on disk and on the Hugging Face Hub.
 
 A checkpoint is a folder holding `config.json` (with `format_version`), `model.safetensors`, `README.md`
 (model card) and optionally `rollout.gif`. `resolve_checkpoint` turns a name into such a folder, trying in

@@ -1,10 +1,10 @@
-"""Imagined rollouts in the world model (SPEC §4); `drama_agent.dream.DreamEnv` steps them one action at a time.
+"""Imagined rollouts in the world model (docs/algorithm.md §Imagination).
 
 Alignment used throughout: context observations o_1..o_L with actions a_1..a_L, a_t taken at o_t.
 The sequence model over the context gives d_L; ẑ_0 ~ prior(d_L) is the dream of o_{L+1}. At imagined
 step k the action a_k is taken at ẑ_k, d_{k+1} = step(ẑ_k, a_k), ẑ_{k+1} ~ prior(d_{k+1}). The reward
 and termination of that transition are read from d_{k+1}, or from d_k with the authors' convention
-(`ActorCriticConfig.reward_before_action`, SPEC §7.1). Each imagined step costs one `step` call,
+(`ActorCriticConfig.reward_before_action`, docs/algorithm.md §Departures 1). Each imagined step costs one `step` call,
 independent of the context length.
 """
 

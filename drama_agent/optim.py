@@ -1,4 +1,4 @@
-"""LaProp, the linear learning-rate warm-up and gradient-norm clipping (SPEC §6).
+"""LaProp, the linear learning-rate warm-up and gradient-norm clipping (docs/algorithm.md §Training loop and acting).
 
 LaProp (Ziyin et al. 2020) normalises the gradient by the second moment *before* the momentum:
 

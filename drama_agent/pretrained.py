@@ -1,4 +1,4 @@
-"""Shareable checkpoints (DESIGN.md "Checkpoints"): config.json + model.safetensors + README.md model card."""
+"""Shareable checkpoints: config.json + model.safetensors + README.md model card."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The training loop of SPEC §6: one `Trainer.step()` = one env step plus the scheduled updates.
+"""One `Trainer.step()` = one env step plus the scheduled updates (docs/algorithm.md §Training loop and acting).
 
 `state_dict()` holds everything a run needs to resume exactly: models, optimisers and schedules,
 the replay buffer with its DFS counters, every RNG (torch, numpy, the environment's), step counters,
@@ -101,7 +101,10 @@ class Trainer:
         return len(self.replay) > self.cfg.train.warmup_steps and self.env_steps < self.cfg.train.total_steps
 
     def choose_action(self) -> int:
-        """The action for the current observation: random during warm-up, else the policy's (SPEC §6)."""
+        """The action for the current observation: random during warm-up, else the policy's.
+
+        See docs/algorithm.md §Training loop and acting.
+        """
         cfg = self.cfg
         if len(self.replay) <= cfg.train.warmup_steps:
             return int(self.rng.integers(self.num_actions))
@@ -189,7 +192,10 @@ class Trainer:
         return rollout, rewards, continues
 
     def update_actor_critic(self, rollout: Rollout, rewards: Tensor, continues: Tensor) -> dict[str, Tensor]:
-        """One actor-critic update on an imagined rollout (SPEC §3), then the slow-critic EMA."""
+        """One actor-critic update on an imagined rollout, then the slow-critic EMA.
+
+        See docs/algorithm.md §Behaviour policy.
+        """
         cfg = self.cfg
         self.actor_critic.train()
         loss, metrics = actor_critic_loss(

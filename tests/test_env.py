@@ -1,4 +1,4 @@
-"""make_env and the Atari100k wrappers (SPEC §1), checked against the raw emulator."""
+"""make_env and the Atari100k wrappers (docs/algorithm.md §Environment protocol), checked against the raw emulator."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The grid world of SPEC §9: rules, tokenisation, the paper's error, token models and the benchmark pipeline."""
+"""The grid world (docs/algorithm.md §Long-sequence test): rules, tokens, error, token models, benchmark pipeline."""
 
 import importlib.util
 import json

@@ -1,4 +1,7 @@
-"""Replay ring buffer and DFS sampling (SPEC §5): exact probabilities, counters, wrap-around, state."""
+"""Replay ring buffer and DFS sampling: exact probabilities, counters, wrap-around, state.
+
+See docs/algorithm.md §DFS sampling.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""World model (SPEC §2): parameter counts, latent maths, init, loss wiring and learning on Catch."""
+"""World model: parameter counts, latent maths, init, loss wiring and learning on Catch.
+
+See docs/algorithm.md §World model.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ def _random_batch(cfg: DramaConfig, b: int, t: int, num_actions: int, seed: int 
     return obs, actions, rewards, terminations
 
 
-# --- parameter counts (SPEC §2 and §8) ---------------------------------------------------------------------------
+# --- parameter counts (docs/algorithm.md §World model and §Presets) --------------------------------------------
 
 
 @pytest.mark.parametrize("num_actions", [6, 18])

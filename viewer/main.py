@@ -1,4 +1,4 @@
-"""`drama-view`: watch a Drama agent play a game beside its world model's dream of it (DESIGN.md "Viewer").
+"""`drama-view`: watch a Drama agent play a game beside its world model's dream of it.
 
     drama-view --game Breakout                       # drama-xs-breakout (or -s-, -debug-), via from_pretrained
     drama-view --game Catch --untrained --preset debug

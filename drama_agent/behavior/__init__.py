@@ -1,4 +1,7 @@
-"""Behaviour policy learned in imagination (SPEC §3): actor, critic, normalisers, λ-returns and loss."""
+"""Behaviour policy learned in imagination: actor, critic, normalisers, λ-returns and loss.
+
+See docs/algorithm.md §Behaviour policy.
+"""
 
 from drama_agent.behavior.actor_critic import Actor, ActorCritic, Critic, build_actor_critic
 from drama_agent.behavior.loss import actor_critic_loss

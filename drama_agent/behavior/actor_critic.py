@@ -1,4 +1,4 @@
-"""Actor, critic and slow critic of the behaviour policy (SPEC §3).
+"""Actor, critic and slow critic of the behaviour policy (docs/algorithm.md §Behaviour policy).
 
 Both networks read the feature [ẑ_t ; d_t] (K·C + D wide). The actor normalises it with running
 statistics first; the critic predicts a 255-bin symlog two-hot value distribution. The slow critic

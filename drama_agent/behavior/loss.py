@@ -1,4 +1,4 @@
-"""Actor-critic loss on an imagined rollout (SPEC §3)."""
+"""Actor-critic loss on an imagined rollout (docs/algorithm.md §Behaviour policy)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def actor_critic_loss(
     * rewards (B, H): r_k, the imagined reward credited to the transition s_k → s_{k+1};
     * continues (B, H): 1 − hard termination of that transition (a termination logit > 0 gives 0).
 
-    Which world-model output is r_k (read before or after a_k, SPEC §7.1) is the imagination's choice.
+    Which world-model output is r_k (read before or after a_k, docs/algorithm.md §Departures 1) is the
+    imagination's choice.
 
     loss = −mean(log π(a_k|s_k)·sg(A_k)) + CE(V(s_k), sg(G_k)) + CE(V(s_k), sg(G^slow_k)) − η·mean(H[π(·|s_k)])
     with G the λ-returns bootstrapped from the critic, G^slow those bootstrapped from the slow critic,

@@ -1,7 +1,9 @@
-"""Normalisers of the behaviour policy (SPEC §3): the actor's input statistics and the return scale.
+"""Normalisers of the behaviour policy: the actor's input statistics and the return scale.
+
+See docs/algorithm.md §Behaviour policy.
 
 Both keep their statistics in buffers, so they are part of the owning module's `state_dict`
-(SPEC §7.4: the official code never saved the actor's statistics; here they are saved).
+(docs/algorithm.md §Departures 4: the official code never saved the actor's statistics; here they are saved).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""λ-returns over an imagined rollout (SPEC §3 and §7.2), as pure functions."""
+"""λ-returns over an imagined rollout (docs/algorithm.md §Behaviour policy and §Departures), as pure functions."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ def lambda_returns(
     Returns (B, H). In both variants G_H = V(s_H) and
 
     * bootstrap_from_current=False (DreamerV3): G_k = r_k + γ c_k ((1 − λ) V(s_{k+1}) + λ G_{k+1});
-    * bootstrap_from_current=True (the authors' code, SPEC §7.2): G_k = r_k + γ c_k ((1 − λ) V(s_k) + λ G_{k+1}).
+    * bootstrap_from_current=True (the authors' code, docs/algorithm.md §Departures 2):
+      G_k = r_k + γ c_k ((1 − λ) V(s_k) + λ G_{k+1}).
     """
     horizon = rewards.shape[1]
     if values.shape[1] != horizon + 1 or continues.shape != rewards.shape:

@@ -1,4 +1,7 @@
-"""Environments: `make_env` for Atari100k games (SPEC §1) and the built-in Catch game."""
+"""Environments: `make_env` for Atari100k games and the built-in Catch game.
+
+See docs/algorithm.md §Environment protocol.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Atari100k preprocessing as Gymnasium wrappers, one behaviour each (SPEC §1).
+"""Atari100k preprocessing as Gymnasium wrappers, one behaviour each (docs/algorithm.md §Environment protocol).
 
 `make_env` stacks them as: ALE (frameskip 1) → `ActionRepeat` → `ResizeFrame` → `LifeLossInfo` → `EpisodeSeeding`.
 """

@@ -1,4 +1,6 @@
-"""The paper's long-sequence test (SPEC §9): a 5×5 grid world, its tokens, error, token model and training loop.
+"""The paper's long-sequence test: a 5×5 grid world, its tokens, error, token model and training loop.
+
+See docs/algorithm.md §Long-sequence test.
 
 Importing this package does not import the sequence backbones; `model` and `train` do.
 """

@@ -1,4 +1,4 @@
-"""The grid world of the paper's long-sequence test (SPEC §9) and its tokenisation.
+"""The grid world of the paper's long-sequence test (docs/algorithm.md §Long-sequence test) and its tokenisation.
 
 The board is 5×5: the 16 border cells are walls, the 3×3 interior is floor holding one agent
 (red in the paper) and one goal (yellow). Each frame the agent takes a uniformly random action

@@ -1,4 +1,6 @@
-"""The paper's error for the grid world (SPEC §9), defined on teacher-forced argmax predictions.
+"""The paper's error for the grid world, defined on teacher-forced argmax predictions.
+
+See docs/algorithm.md §Long-sequence test.
 
 Prediction: every cell token of every held-out frame is predicted from its *true* history (the
 whole true sequence before it, BOS first) by the argmax of the model's next-token distribution;

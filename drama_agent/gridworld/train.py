@@ -109,7 +109,7 @@ def predict_cells(model: GridTokenModel, seqs: GridSequences, batch: int, device
 
 
 def evaluate(model: GridTokenModel, seqs: GridSequences, batch: int, device: torch.device) -> GridError:
-    """The paper's error of `model` on held-out sequences (SPEC §9; see `metrics`)."""
+    """The paper's error of `model` on held-out sequences (docs/algorithm.md §Long-sequence test; see `metrics`)."""
     return grid_error(predict_cells(model, seqs, batch, device), seqs)
 
 

@@ -1,4 +1,4 @@
-"""Replay buffer and DFS sampling (SPEC §5)."""
+"""Replay buffer and DFS sampling (docs/algorithm.md §DFS sampling)."""
 
 from drama_agent.replay.buffer import Batch, ReplayBuffer
 from drama_agent.replay.dfs import (

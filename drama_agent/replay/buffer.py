@@ -1,4 +1,4 @@
-"""Ring buffer of real steps with the DFS visit counters (SPEC §5, §6).
+"""Ring buffer of real steps with the DFS visit counters (docs/algorithm.md §DFS sampling, §Training loop and acting).
 
 Step t stores (o_t, a_t, r_t, e_t): the observation *before* action a_t, the reward it earned and the
 termination flag (terminated or life lost). Steps are addressed by their *logical* index, 0 = the

@@ -1,4 +1,4 @@
-"""Dynamic frequency-based sampling (DFS, SPEC §5) as pure functions of the visit counters.
+"""Dynamic frequency-based sampling (DFS, docs/algorithm.md §DFS sampling) as pure functions of the visit counters.
 
 `v[i]` counts how often start index i began a world-model window, `b[i]` how often it began an
 imagination window. Rarely trained starts are preferred for the world model; imagination prefers
@@ -35,7 +35,7 @@ def world_model_sampling_probs(v: Tensor, tau: float) -> Tensor:
 def imagination_sampling_probs(v: Tensor, b: Tensor, ratio: float, alpha: float, beta: float, tau: float) -> Tensor:
     """q = softmax(score / τ), score = v − α·b' − β·max(0, v − b'), b' = b / ratio. (N,), (N,) -> (N,) float64.
 
-    `ratio` = imagination batch / world-model batch (1024 / 16 = 64 in SPEC §5) puts both counters on
+    `ratio` = imagination batch / world-model batch (1024 / 16 = 64) puts both counters on
     the same scale; with α = β = 1 the score is min(0, v − b'): starts imagined more often than the
     world model has trained on them are avoided, all others are equally likely.
     """
@@ -54,7 +54,7 @@ def imagination_sampling_probs(v: Tensor, b: Tensor, ratio: float, alpha: float,
 
 
 def uniform_sampling_probs(n: int) -> Tensor:
-    """Every one of `n` starts equally likely (the ablation of SPEC §5). -> (n,) float64."""
+    """Every one of `n` starts equally likely (the ablation of docs/algorithm.md §DFS sampling). -> (n,) float64."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
     return torch.full((n,), 1.0 / n, dtype=torch.float64)

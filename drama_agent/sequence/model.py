@@ -1,4 +1,6 @@
-"""The sequence model of SPEC §2: stem over [z ; onehot(a)], pre-norm residual stack of mixers, final RMSNorm.
+"""The sequence model: stem over [z ; onehot(a)], pre-norm residual stack of mixers, final RMSNorm.
+
+See docs/algorithm.md §World model.
 
 Every mixer (mamba2, mamba, gru, transformer) has `forward(u, state) -> (y, state)` over (B, T, D),
 `step(u_t, state) -> (y_t, state)` over (B, D) and `initial_state(batch, device)`; its state is a tuple of
@@ -96,7 +98,10 @@ class ResidualStack(nn.Module):
 
 
 class SequenceModel(nn.Module):
-    """d_t from (z_t, a_t): SiLU(RMSNorm(Linear([z ; onehot(a)]))) -> residual stack (SPEC §2)."""
+    """d_t from (z_t, a_t): SiLU(RMSNorm(Linear([z ; onehot(a)]))) -> residual stack.
+
+    See docs/algorithm.md §World model.
+    """
 
     def __init__(self, cfg: SequenceConfig, latent_dim: int, num_actions: int) -> None:
         super().__init__()

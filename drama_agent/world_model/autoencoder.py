@@ -1,4 +1,4 @@
-"""Convolutional encoder and decoder of the world model (SPEC §2)."""
+"""Convolutional encoder and decoder of the world model (docs/algorithm.md §World model)."""
 
 from __future__ import annotations
 

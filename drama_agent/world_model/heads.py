@@ -1,4 +1,7 @@
-"""Heads of the world model: categorical (posterior / prior) and MLP (reward / termination) (SPEC §2)."""
+"""Heads of the world model: categorical (posterior / prior) and MLP (reward / termination).
+
+See docs/algorithm.md §World model.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Truncated-normal weight initialisation of the world model (SPEC §2, the authors' `weight_init`)."""
+"""Truncated-normal weight initialisation of the world model.
+
+See docs/algorithm.md §World model, the authors' `weight_init`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The K×C categorical latent: unimix, straight-through one-hot samples, KL and entropy (SPEC §2).
+"""The K×C categorical latent: unimix, straight-through one-hot samples, KL and entropy.
+
+See docs/algorithm.md §World model.
 
 Convention: every "logits" tensor of shape (..., K, C) handed around by the world model holds the
 normalised log-probabilities of the *unimix* distribution, so `logits.exp()` sums to 1 over C and

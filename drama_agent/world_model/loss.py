@@ -1,4 +1,4 @@
-"""The world-model loss as a pure function (SPEC §2 "Loss")."""
+"""The world-model loss as a pure function (docs/algorithm.md §World model)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Drama world model: autoencoder, categorical latent, sequence model and heads (SPEC §2)."""
+"""The Drama world model: autoencoder, categorical latent, sequence model and heads (docs/algorithm.md §World model)."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ class WorldModel(nn.Module):
         )
 
     def parameter_counts(self) -> dict[str, int]:
-        """Trainable parameters per component (names of SPEC §2) and their total."""
+        """Trainable parameters per component (names of docs/algorithm.md §World model) and their total."""
         parts = {
             "encoder": self.encoder,
             "posterior": self.post_head,
