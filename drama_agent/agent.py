@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,13 +14,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from drama_agent import pretrained
+from drama_agent import __version__, checkpoint, hub, model_card
 from drama_agent.acting import ActingState, act
 from drama_agent.behavior import build_actor_critic
 from drama_agent.config import DramaConfig
 from drama_agent.imagination import imagine_rollout
 from drama_agent.metrics import MetricsLogger
-from drama_agent.scores import human_normalized_score
+from drama_agent.scores import game_name, human_normalized_score
 from drama_agent.serialization import load_state, save_state
 from drama_agent.trainer import StepResult, Trainer, check_env_matches
 from drama_agent.world_model import build_world_model
@@ -346,8 +347,33 @@ class DramaAgent:
     def save_pretrained(
         self, folder: str | Path, evaluation: dict[str, Any] | None = None, name: str | None = None
     ) -> Path:
-        """Write config.json, model.safetensors and a README.md model card."""
-        return pretrained.save_pretrained(self, folder, evaluation, name)
+        """Write config.json, model.safetensors and a README.md model card; `evaluation` is `evaluate`'s dict
+        plus an `episodes` count."""
+        env_id = self.env_id or "unknown"
+        config = {
+            "package_version": __version__,
+            "config": self.cfg.to_dict(),
+            "env_id": env_id,
+            "num_actions": self.num_actions,
+            "obs_shape": list(self.obs_shape),
+            "action_meanings": checkpoint.action_meanings(self.env),
+            "steps_trained": self.num_timesteps,
+            "evaluation": evaluation,
+        }
+        folder = checkpoint.write_checkpoint(folder, config, self._modules())
+        card = {
+            "name": name or folder.name,
+            "game": game_name(env_id),
+            "env_id": env_id,
+            "preset": model_card.preset_name(self.cfg),
+            "steps_trained": self.num_timesteps,
+            "eval": evaluation,
+            "parameter_counts": self.parameter_counts(),
+            "limits": model_card.limits(env_id),
+            "package_version": __version__,
+        }
+        (folder / "README.md").write_text(model_card.model_card(card), encoding="utf-8")
+        return folder
 
     @classmethod
     def from_pretrained(
@@ -359,18 +385,30 @@ class DramaAgent:
         local_files_only: bool = False,
     ) -> DramaAgent:
         """Load a shared agent: a folder path, a checkpoint shipped in `checkpoints/`, or a Hub repo."""
-        return pretrained.load_pretrained(cls, name_or_path, revision, device, env, local_files_only)
+        folder = hub.resolve_checkpoint(name_or_path, revision=revision, local_files_only=local_files_only)
+        config, cfg, num_actions, env_id = checkpoint.read_agent_config(folder)
+        if env is not None and (
+            not isinstance(env.action_space, gym.spaces.Discrete) or env.action_space.n != num_actions
+        ):
+            raise ValueError(
+                f"checkpoint {name_or_path!r} was trained on {env_id} with {num_actions} actions; "
+                f"the given environment has {env.action_space}"
+            )
+        agent = cls(cfg, env=env, action_space=num_actions, env_id=env_id, device=device)
+        checkpoint.load_modules(folder, agent._modules())
+        agent.pretrained_info = config
+        return agent
 
     def push_to_hub(self, repo_id: str, folder: str | Path | None = None, **kwargs: Any) -> str:
         """Upload a `save_pretrained` folder (written to a temporary one if not given) to the Hub."""
-        import tempfile
-
-        from drama_agent import hub
-
         if folder is not None:
             return hub.push_to_hub(folder, repo_id, **kwargs)
         with tempfile.TemporaryDirectory() as tmp:
             return hub.push_to_hub(self.save_pretrained(tmp, name=repo_id.split("/")[-1]), repo_id, **kwargs)
+
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        """The modules a shared checkpoint holds, by the prefix of their keys."""
+        return {"world_model": self.world_model, "actor_critic": self.actor_critic}
 
     @classmethod
     def load(cls, run_dir: str | Path, env: gym.Env | None = None, device: str | torch.device = "auto") -> DramaAgent:

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from drama_agent.cli import evaluate, train
-from drama_agent.hub import parse_model_card
 from drama_agent.metrics import read_metrics
+from drama_agent.model_card import parse_model_card
 
 
 def test_train_help_documents_every_option(capsys):

@@ -25,18 +25,15 @@ from hub_server import HubServer
 from safetensors.torch import save_file
 
 import drama_agent
-from drama_agent.hub import (
+from drama_agent.checkpoint import (
     FORMAT_VERSION,
     CheckpointFormatError,
-    CheckpointNotFoundError,
     load_checkpoint_tensors,
-    model_card,
-    parse_model_card,
     read_checkpoint_config,
-    resolve_checkpoint,
-    shipped_checkpoints_dir,
     strict_load,
 )
+from drama_agent.hub import CheckpointNotFoundError, resolve_checkpoint, shipped_checkpoints_dir
+from drama_agent.model_card import model_card, parse_model_card
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FILES = ("config.json", "model.safetensors", "README.md")
@@ -80,7 +77,8 @@ def run_client(code: str, tmp_path: Path, **env_extra: str) -> dict:
     """Run `code` (after a prelude importing drama_agent.hub) in a fresh interpreter; return its JSON output."""
     prelude = """
         import json, sys
-        from drama_agent.hub import CheckpointFormatError, CheckpointNotFoundError, push_to_hub, resolve_checkpoint
+        from drama_agent.checkpoint import CheckpointFormatError
+        from drama_agent.hub import CheckpointNotFoundError, push_to_hub, resolve_checkpoint
 
         def not_found(*args, **kwargs):
             try:

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from drama_agent import DramaAgent, DramaConfig, make_env
-from drama_agent.hub import CheckpointFormatError, CheckpointNotFoundError, parse_model_card, shipped_checkpoints_dir
+from drama_agent.checkpoint import CheckpointFormatError
+from drama_agent.hub import CheckpointNotFoundError, shipped_checkpoints_dir
+from drama_agent.model_card import parse_model_card
 
 DEBUG = DramaConfig.preset("debug")
 

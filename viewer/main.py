@@ -18,8 +18,9 @@ import sys
 import gymnasium as gym
 
 from drama_agent import DramaAgent, DramaConfig, make_env
+from drama_agent.checkpoint import CheckpointFormatError
 from drama_agent.config import EnvConfig
-from drama_agent.hub import CheckpointFormatError, CheckpointNotFoundError
+from drama_agent.hub import CheckpointNotFoundError
 from drama_agent.scores import game_name
 
 

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from drama_agent.agent import STATE_FILE, DramaAgent
+from drama_agent.checkpoint import CheckpointFormatError
 from drama_agent.envs import make_env
-from drama_agent.hub import CheckpointFormatError, CheckpointNotFoundError
+from drama_agent.hub import CheckpointNotFoundError
 
 
 def build_parser() -> argparse.ArgumentParser:

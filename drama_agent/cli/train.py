@@ -11,7 +11,7 @@ from drama_agent.agent import DramaAgent, resolve_device
 from drama_agent.cli.config_args import add_config_arguments, apply_config_arguments
 from drama_agent.config import PRESETS, DramaConfig
 from drama_agent.envs import make_env
-from drama_agent.pretrained import preset_name
+from drama_agent.model_card import preset_name
 from drama_agent.scores import game_name
 from drama_agent.trainer import NonFiniteLossError
 

@@ -1,0 +1,162 @@
+"""The model card: `README.md` of a shared checkpoint, Hub YAML metadata followed by a markdown description."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from drama_agent.checkpoint import CheckpointFormatError
+from drama_agent.config import DramaConfig
+from drama_agent.envs import CATCH_ID, random_policy_return
+from drama_agent.scores import game_name, score_table
+
+LIMITS = [
+    "Scores are from the agent's own evaluation episodes stated above, not from the paper's 5-seed protocol.",
+    "Sampling (latents and, unless deterministic, actions) makes returns vary from run to run.",
+]
+"""Limits stated on every card."""
+
+
+def limits(env_id: str) -> list[str]:
+    """`LIMITS` and a line that puts the score in context: the random policy's return on this game."""
+    if env_id == CATCH_ID:
+        baseline = random_policy_return()
+        return LIMITS + [f"Catch is a toy game: a random policy averages {baseline:.2f}, perfect play +5."]
+    row = score_table().get(game_name(env_id))
+    if row is None:
+        return list(LIMITS)
+    return LIMITS + [
+        f"Published Atari100k reference: random {row['Random']:g}, human {row['Human']:g}, "
+        f"Drama XS (paper) {row['DramaXS']:g}."
+    ]
+
+
+def preset_name(cfg: DramaConfig) -> str:
+    """The preset whose world model and sequence model `cfg` uses, or "custom"."""
+    for name in ("xs", "s", "debug"):
+        preset = DramaConfig.preset(name)
+        if (preset.world_model, preset.sequence) == (cfg.world_model, cfg.sequence):
+            return name
+    return "custom"
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    """Render README.md: Hub YAML metadata (library, tags, model-index) followed by a markdown description.
+
+    `meta` keys: name, game, env_id, preset, steps_trained, eval (mean, std, episodes, optional hns and protocol)
+    or None, parameter_counts, limits (list of str), package_version.
+    """
+    evaluation = meta.get("eval")
+    tags = ["reinforcement-learning", "model-based-rl", "drama", "mamba2"]
+    if str(meta["env_id"]).startswith("ALE/"):
+        tags.append("atari")
+    tags.append(str(meta["game"]))
+    front: dict[str, Any] = {"library_name": "drama-agent", "tags": tags}
+    if evaluation is not None:
+        metrics: list[dict[str, Any]] = [
+            {
+                "type": "mean_reward",
+                "name": "mean_reward",
+                "value": f"{evaluation['mean']:.2f} ± {evaluation['std']:.2f}",
+                "verified": False,
+            }
+        ]
+        if evaluation.get("hns") is not None:
+            metrics.append(
+                {
+                    "type": "human_normalized_score",
+                    "name": "human-normalised score",
+                    "value": round(float(evaluation["hns"]), 4),
+                    "verified": False,
+                }
+            )
+        front["model-index"] = [
+            {
+                "name": meta["name"],
+                "results": [
+                    {
+                        "task": {"type": "reinforcement-learning", "name": "reinforcement-learning"},
+                        "dataset": {"name": meta["game"], "type": meta["env_id"]},
+                        "metrics": metrics,
+                    }
+                ],
+            }
+        ]
+    header = yaml.safe_dump(front, sort_keys=False, allow_unicode=True)
+    return f"---\n{header}---\n\n{_card_body(meta)}"
+
+
+def parse_model_card(text: str) -> tuple[dict[str, Any], str]:
+    """Split a model card into its YAML front matter (a dict, empty if absent) and its markdown body."""
+    if not text.startswith("---\n"):
+        return {}, text
+    end = text.find("\n---\n", 3)
+    if end < 0:
+        raise CheckpointFormatError("model card front matter opens with '---' but never closes")
+    try:
+        front = yaml.safe_load(text[4:end]) or {}
+    except yaml.YAMLError as err:
+        raise CheckpointFormatError(f"model card front matter is not valid YAML: {err}") from None
+    if not isinstance(front, dict):
+        raise CheckpointFormatError(f"model card front matter must be a mapping, not {type(front).__name__}")
+    return front, text[end + len("\n---\n") :].lstrip("\n")
+
+
+def _card_body(meta: dict[str, Any]) -> str:
+    """Markdown part of the model card."""
+    evaluation = meta.get("eval")
+    lines = [
+        f"# {meta['name']}",
+        "",
+        f"A Drama agent (model-based RL with a Mamba-2 world model; Wang et al., ICLR 2025) trained on "
+        f"**{meta['game']}** (`{meta['env_id']}`) with drama-agent {meta['package_version']}.",
+        "",
+        "## Result",
+        "",
+    ]
+    if evaluation is None:
+        lines.append("Not evaluated: no score is claimed for this checkpoint.")
+    else:
+        hns = "n/a" if evaluation.get("hns") is None else f"{evaluation['hns']:.4f}"
+        lines += [
+            "| mean return | std | episodes | human-normalised score |",
+            "|---|---|---|---|",
+            f"| {evaluation['mean']:.2f} | {evaluation['std']:.2f} | {evaluation['episodes']} | {hns} |",
+            "",
+            "## How the score was measured",
+            "",
+            f"Undiscounted return of {evaluation['episodes']} evaluation episodes, reported as mean ± standard "
+            f"deviation. Protocol: {evaluation.get('protocol') or 'not recorded with this checkpoint.'}",
+        ]
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"- preset: `{meta['preset']}`",
+        f"- environment steps trained: {int(meta['steps_trained']):,}",
+        f"- environment: `{meta['env_id']}`",
+        "",
+        "## Parameters",
+        "",
+        "| part | parameters |",
+        "|---|---|",
+    ]
+    lines += [f"| {part} | {int(count):,} |" for part, count in meta["parameter_counts"].items()]
+    lines += ["", "## Limits", ""]
+    lines += [f"- {limit}" for limit in meta["limits"]] or ["- No limits were recorded for this checkpoint."]
+    lines += [
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "from drama_agent import DramaAgent, DramaConfig, make_env",
+        "",
+        f'agent = DramaAgent.from_pretrained("{meta["name"]}")',
+        f'env = make_env("{meta["env_id"]}", DramaConfig.preset("{meta["preset"]}").env, seed=0)',
+        "obs, info = env.reset(seed=0)",
+        "action = agent.act(obs)",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
