@@ -9,12 +9,13 @@ Both modes act on [ẑ_t ; d_{t−1}], where d_{t−1} summarises the real (o, a
   state at every step.
 * `recurrent`: carry the sequence state forward, one `step` per env step (O(1), unbounded context).
 
-`ActingState` is a plain value per environment; `act` returns the action and the next state.
+`ActingState` is an immutable value per environment; `act` returns the action and the next state and never
+changes the state it is given.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -25,12 +26,12 @@ from drama_agent.sequence.model import State
 from drama_agent.world_model import WorldModel
 
 
-@dataclass
+@dataclass(frozen=True)
 class ActingState:
-    """What one environment's agent remembers between steps."""
+    """What one environment's agent remembers between steps (a value: `act` returns a new one)."""
 
-    obs: list[np.ndarray] = field(default_factory=list)  # window mode: last real observations (S, S, 3) uint8
-    actions: list[int] = field(default_factory=list)  # the actions taken at them
+    obs: tuple[np.ndarray, ...] = ()  # window mode: last real observations (S, S, 3) uint8
+    actions: tuple[int, ...] = ()  # the actions taken at them
     sequence: State | None = None  # recurrent mode: state after the previous (z, a)
     last_z: Tensor | None = None  # recurrent mode: (1, Z) posterior sample of the previous observation
     last_action: int | None = None
@@ -54,7 +55,7 @@ def act(
     (on the models' device) drives the latent and policy samples.
     """
     device = next(world_model.parameters()).device
-    d_prev = None
+    d_prev, sequence = None, state.sequence
     if mode == "window":
         if state.actions:
             past = torch.as_tensor(np.stack(state.obs), device=device).unsqueeze(0)  # (1, L, S, S, 3)
@@ -65,8 +66,8 @@ def act(
     elif mode == "recurrent":
         if state.last_z is not None:
             previous = torch.tensor([state.last_action], device=device)
-            sequence = state.sequence or world_model.sequence_model.initial_state(1, device)
-            d_prev, state.sequence = world_model.sequence_model.step(state.last_z, previous, sequence)
+            sequence = sequence or world_model.sequence_model.initial_state(1, device)
+            d_prev, sequence = world_model.sequence_model.step(state.last_z, previous, sequence)
     else:
         raise ValueError(f"acting mode must be 'window' or 'recurrent', got {mode!r}")
 
@@ -77,10 +78,7 @@ def act(
         action = int(actor.act(torch.cat([z_hat, d_prev], -1), deterministic, generator).item())
 
     if mode == "window":
-        state.obs = (state.obs + [obs])[-context:]
-        state.actions = (state.actions + [action])[-context:]
-    else:
-        frame = torch.as_tensor(obs, device=device)[None, None]  # (1, 1, S, S, 3)
-        state.last_z = world_model.sample(world_model.encode(frame), generator)[:, 0]
-        state.last_action = action
-    return action, state
+        return action, replace(state, obs=(*state.obs, obs)[-context:], actions=(*state.actions, action)[-context:])
+    frame = torch.as_tensor(obs, device=device)[None, None]  # (1, 1, S, S, 3)
+    last_z = world_model.sample(world_model.encode(frame), generator)[:, 0]  # (1, Z)
+    return action, ActingState(sequence=sequence, last_z=last_z, last_action=action)

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import Tensor
 
-from drama_agent import __version__, checkpoint, hub, model_card
+from drama_agent import __version__, checkpoint, dream, hub, model_card
 from drama_agent.acting import ActingState, act
 from drama_agent.behavior import build_actor_critic
 from drama_agent.config import DramaConfig
-from drama_agent.imagination import imagine_rollout
-from drama_agent.metrics import MetricsLogger
+from drama_agent.dream import Imagination
+from drama_agent.observations import check_frames
+from drama_agent.randomness import RunRandomness, seeded_init
+from drama_agent.run_loop import progress, run_steps
 from drama_agent.scores import game_name, human_normalized_score
 from drama_agent.serialization import load_state, save_state
 from drama_agent.trainer import StepResult, Trainer, check_env_matches
@@ -33,19 +32,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-@dataclass
-class Imagination:
-    """A dream beyond real context; index k = imagined step. Frames are uint8 (B, H, S, S, 3) or None."""
-
-    frames: np.ndarray | None  # the dreamed observation at which actions[:, k] is taken
-    rewards: np.ndarray  # (B, H) predicted reward of taking actions[:, k] there
-    terminations: np.ndarray  # (B, H) bool, predicted termination of that transition (logit > 0)
-    termination_probs: np.ndarray  # (B, H)
-    actions: np.ndarray  # (B, H) int64
-    action_probs: np.ndarray  # (B, H, A) the policy's probabilities at each dreamed state
-    values: np.ndarray  # (B, H) the critic's value of each dreamed state
 
 
 class DramaAgent:
@@ -85,11 +71,11 @@ class DramaAgent:
         self.num_actions = num_actions
         self.env_id = env_id
         self.env = env
-        torch.manual_seed(self.cfg.seed)
-        self.world_model = build_world_model(self.cfg, num_actions).to(self.device)
-        self.actor_critic = build_actor_critic(self.cfg, num_actions).to(self.device)
-        self.rng = np.random.default_rng(self.cfg.seed + 2)
-        self.generator = torch.Generator(self.device).manual_seed(self.cfg.seed + 3)
+        with seeded_init(self.cfg.seed):
+            self.world_model = build_world_model(self.cfg, num_actions).to(self.device)
+            self.actor_critic = build_actor_critic(self.cfg, num_actions).to(self.device)
+        self.random = RunRandomness.from_seed(self.cfg.seed, self.device)
+        """The run's generators, shared with the trainer and saved with the training state."""
         self._trainer: Trainer | None = None
         self._acting = ActingState()
         self.pretrained_info: dict[str, Any] | None = None
@@ -101,7 +87,7 @@ class DramaAgent:
         if self._trainer is None:
             if self.env is None:
                 raise ValueError("this agent has no environment to learn in: DramaAgent(cfg, env=make_env(...))")
-            self._trainer = Trainer(self.cfg, self.env, self.world_model, self.actor_critic)
+            self._trainer = Trainer(self.cfg, self.env, self.world_model, self.actor_critic, self.random)
         return self._trainer
 
     @property
@@ -115,68 +101,42 @@ class DramaAgent:
         callback: Callable[[DramaAgent, StepResult], bool | None] | None = None,
         run_dir: str | Path | None = None,
         log_every: int = 100,
+        reset_num_timesteps: bool = True,
     ) -> DramaAgent:
-        """Train until the agent has taken `total_timesteps` env steps in all (call again to continue).
+        """Train for `total_timesteps` more env steps (Stable-Baselines3's meaning).
 
-        Updates run while `num_timesteps < cfg.train.total_steps` (later steps are the frozen protocol
-        phase). With `run_dir`, metrics go to its `metrics.csv` and TensorBoard, and the full training
-        state is saved every `cfg.train.checkpoint_every` steps, at the end and on Ctrl-C.
-        `callback(agent, step_result)` returning False stops early.
+        `reset_num_timesteps=True` (as in Stable-Baselines3) first restarts the step count at 0, which restarts
+        the config's step budget and, with `run_dir`, its metrics log; models, optimisers, replay and
+        generators are kept. Pass False to continue a run (e.g. after `DramaAgent.load`). Updates run while
+        `num_timesteps < cfg.train.total_steps`; later steps are the frozen protocol phase, and a warning says
+        when these steps reach it. With `run_dir`, metrics go to its `metrics.csv` and TensorBoard, and the
+        full training state is saved every `cfg.train.checkpoint_every` steps, at the end and on Ctrl-C.
+        `callback(agent, step_result)` returning False stops early. The loop is `run_loop.run_steps`.
         """
+        trainer = self.trainer
         if total_timesteps < 0:
             raise ValueError(f"total_timesteps must be >= 0, got {total_timesteps}")
-        trainer = self.trainer
-        logger = MetricsLogger(run_dir) if run_dir is not None else None
-        if logger is not None:
-            logger.truncate_after(trainer.env_steps)
-        bar = _progress(progress_bar, trainer.env_steps, total_timesteps)
-        last_return: float | None = None
-        started, start_steps = time.perf_counter(), trainer.env_steps
-        try:
-            while trainer.env_steps < total_timesteps:
-                result = trainer.step()
-                if result.episode_return is not None:
-                    last_return = result.episode_return
-                    if logger is not None:
-                        episode = {"episode/return": result.episode_return, "episode/length": result.episode_length}
-                        hns = human_normalized_score(self.env_id or "", result.episode_return)
-                        if hns is not None:
-                            episode["episode/hns"] = hns
-                        logger.log(result.env_step, episode)
-                if logger is not None and result.metrics and result.env_step % log_every == 0:
-                    logger.log(result.env_step, result.metrics)
-                if run_dir is not None and result.env_step % self.cfg.train.checkpoint_every == 0:
-                    self.save(run_dir)
-                if bar is not None:
-                    bar.update(1)
-                    if result.env_step % 10 == 0:
-                        rate = (trainer.env_steps - start_steps) / (time.perf_counter() - started)
-                        bar.set_postfix(_postfix(rate, last_return, result.metrics), refresh=False)
-                if callback is not None and callback(self, result) is False:
-                    break
-        except KeyboardInterrupt:
-            if run_dir is not None:
-                self.save(run_dir)
-                print(f"\ninterrupted at step {trainer.env_steps}; training state saved to {run_dir}")
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-            if logger is not None:
-                logger.close()
-        if run_dir is not None:
-            self.save(run_dir)
+        if reset_num_timesteps:
+            trainer.restart_count()
+        run_steps(
+            trainer,
+            total_timesteps,
+            save=self.save,
+            run_dir=run_dir,
+            env_id=self.env_id,
+            log_every=log_every,
+            progress_bar=progress_bar,
+            callback=None if callback is None else (lambda result: callback(self, result)),
+        )
         return self
 
     train = learn
+    """The same call as `learn` (the name the paper's users expect)."""
 
     # ------------------------------------------------------------------------------------- acting
     def _check_obs(self, obs: Any, batched: bool) -> np.ndarray:
         obs = np.asarray(obs)
-        expected = ("(N, " if batched else "(") + ", ".join(map(str, self.obs_shape)) + ")"
-        shape = obs.shape[1:] if batched and obs.ndim == 4 else obs.shape
-        if obs.dtype != np.uint8 or tuple(shape) != self.obs_shape:
-            raise ValueError(f"observation must be uint8 {expected}, got {obs.dtype} {obs.shape}")
+        check_frames(obs, self.obs_shape[0], ("N",) if batched and obs.ndim == 4 else ())
         return obs
 
     def _act(self, obs: np.ndarray, state: ActingState, deterministic: bool) -> tuple[int, ActingState]:
@@ -189,8 +149,8 @@ class DramaAgent:
             state,
             self.cfg.train.acting_mode,
             self.cfg.train.act_context,
-            self.rng,
-            self.generator,
+            self.random.acting_actions,
+            self.random.acting,
             deterministic,
         )
 
@@ -226,7 +186,6 @@ class DramaAgent:
         return (actions[0] if single else actions), new_state
 
     # ---------------------------------------------------------------------------------- imagining
-    @torch.no_grad()
     def imagine(
         self,
         obs_context: Any,
@@ -246,11 +205,7 @@ class DramaAgent:
         acts = torch.as_tensor(np.asarray(action_context), device=self.device)
         if obs.dim() == 4:
             obs, acts = obs[None], acts[None]
-        if obs.dim() != 5 or obs.dtype != torch.uint8 or tuple(obs.shape[2:]) != self.obs_shape:
-            raise ValueError(
-                f"obs_context must be uint8 (B, L, {', '.join(map(str, self.obs_shape))}), "
-                f"got {obs.dtype} {tuple(obs.shape)}"
-            )
+        check_frames(obs, self.obs_shape[0], ("B", "L"), "obs_context")
         if acts.shape != obs.shape[:2]:
             raise ValueError(f"action_context must have shape {tuple(obs.shape[:2])}, got {tuple(acts.shape)}")
         planned = None
@@ -258,38 +213,8 @@ class DramaAgent:
             planned = torch.as_tensor(np.asarray(actions), device=self.device).long().reshape(obs.shape[0], -1)
             if planned.shape[1] != horizon:
                 raise ValueError(f"actions must have {horizon} steps (the horizon), got {planned.shape[1]}")
-        generator = self.generator if seed is None else torch.Generator(self.device).manual_seed(seed)
-        self.world_model.eval()
-        self.actor_critic.eval()
-        actor = self.actor_critic.actor
-        rollout = imagine_rollout(
-            self.world_model,
-            obs,
-            acts.long(),
-            horizon,
-            policy=None if planned is not None else (lambda f: actor.act(f, generator=generator)),
-            planned_actions=planned,
-            generator=generator,
-        )
-        features = rollout.features[:, :-1]  # (B, H, F) the states where actions are taken
-        rewards, _ = rollout.rewards_and_continues(self.world_model, reward_before_action=False)
-        term_logits = self.world_model.predict_termination_logit(rollout.hidden[:, 1:])
-        frames = None
-        if decode:
-            # One decode per imagined step on (B, 1, Z): CPU kernels round differently for different batch
-            # sizes, and this keeps each frame bit-equal to DreamEnv's one-step-at-a-time decoding.
-            steps = rollout.latents[:, :-1].split(1, dim=1)  # H tensors (B, 1, Z)
-            frames = torch.cat([self.world_model.decode(z) for z in steps], 1) if steps else None
-            frames = None if frames is None else self.world_model.to_uint8(frames).cpu().numpy()
-        return Imagination(
-            frames=frames,
-            rewards=rewards.cpu().numpy(),
-            terminations=(term_logits > 0).cpu().numpy(),
-            termination_probs=torch.sigmoid(term_logits).cpu().numpy(),
-            actions=rollout.actions.cpu().numpy(),
-            action_probs=actor(features).softmax(-1).cpu().numpy(),
-            values=self.actor_critic.critic.value(features).cpu().numpy(),
-        )
+        generator = self.random.acting if seed is None else torch.Generator(self.device).manual_seed(seed)
+        return dream.imagine(self.world_model, self.actor_critic, obs, acts.long(), horizon, planned, generator, decode)
 
     # --------------------------------------------------------------------------------- evaluating
     def evaluate(
@@ -298,7 +223,7 @@ class DramaAgent:
         """Play `n_episodes` full episodes; mean, std, returns, lengths and the human-normalised mean (Atari)."""
         check_env_matches(env, self.num_actions, self.obs_shape)
         returns, lengths = [], []
-        bar = _progress(progress_bar, 0, n_episodes, unit="episode")
+        bar = progress(progress_bar, n_episodes, unit="episode")
         for _ in range(n_episodes):
             obs, _ = env.reset()
             state, total, length, done = ActingState(), 0.0, 0, False
@@ -336,11 +261,7 @@ class DramaAgent:
         """Write the full training state to `<run_dir>/state.safetensors` atomically; returns its path."""
         path = Path(run_dir) / STATE_FILE
         state = self.trainer.state_dict()
-        state["agent"] = {
-            "env_id": self.env_id,
-            "rng": self.rng.bit_generator.state,
-            "generator": self.generator.get_state(),
-        }
+        state["agent"] = {"env_id": self.env_id}
         save_state(state, path)
         return path
 
@@ -424,22 +345,4 @@ class DramaAgent:
             env = make_env(env_id, cfg.env, seed=cfg.seed)
         agent = cls(cfg, env=env, env_id=env_id, device=device)
         agent.trainer.load_state_dict(state)
-        agent.rng.bit_generator.state = state["agent"]["rng"]
-        agent.generator.set_state(state["agent"]["generator"])
         return agent
-
-
-def _progress(enabled: bool, start: int, total: int, unit: str = "step"):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=start, unit=unit, dynamic_ncols=True)
-
-
-def _postfix(rate: float, last_return: float | None, metrics: dict[str, Tensor]) -> dict[str, str]:
-    postfix = {"steps/s": f"{rate:.1f}", "return": "-" if last_return is None else f"{last_return:g}"}
-    for key, short in (("world_model/loss", "wm"), ("actor_critic/loss", "ac")):
-        if key in metrics:
-            postfix[short] = f"{float(metrics[key]):.3f}"
-    return postfix

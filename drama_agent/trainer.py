@@ -1,8 +1,9 @@
 """One `Trainer.step()` = one env step plus the scheduled updates (docs/algorithm.md §Training loop and acting).
 
 `state_dict()` holds everything a run needs to resume exactly: models, optimisers and schedules,
-the replay buffer with its DFS counters, every RNG (torch, numpy, the environment's), step counters,
-the acting context, normaliser and EMA state (inside the actor-critic's state dict).
+the replay buffer with its DFS counters, the run's generators (`RunRandomness`) and the environment's
+state, step counters, the acting context, normaliser and EMA state (inside the actor-critic's state dict).
+The loop around `step` (logging, checkpoints, Ctrl-C) is `drama_agent.run_loop.run_steps`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from drama_agent.config import DramaConfig
 from drama_agent.env_state import get_env_state, set_env_state
 from drama_agent.imagination import Rollout, imagine_rollout
 from drama_agent.optim import build_optimizer, clip_grad_norm
+from drama_agent.randomness import RunRandomness
 from drama_agent.replay import ReplayBuffer
 from drama_agent.world_model import WorldModel
 
@@ -58,10 +60,11 @@ def check_env_matches(env: gym.Env, num_actions: int, obs_shape: tuple[int, ...]
 
 
 class Trainer:
-    """Trains an agent's models in `env`: owns the optimisers, replay, RNGs and the real environment.
+    """Trains an agent's models in `env`: owns the optimisers, replay and the real environment.
 
-    The environment is reset with the run seed `cfg.seed` (with `make_env` every later episode gets a
-    seed derived from it).
+    The environment is first reset, with the run seed `cfg.seed`, by the first `step` (with `make_env`
+    every later episode gets a seed derived from it); creating a trainer changes nothing outside it.
+    `random` is the run's generators, shared with the agent that acts with the same models.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class Trainer:
         env: gym.Env,
         world_model: WorldModel,
         actor_critic: ActorCritic,
+        random: RunRandomness,
     ) -> None:
         self.cfg = cfg
         self.env = env
@@ -82,9 +86,7 @@ class Trainer:
         self.replay = ReplayBuffer(cfg.replay, self.obs_shape, self.device)
         self.wm_optim, self.wm_schedule = build_optimizer(self.world_model.parameters(), cfg.train)
         self.ac_optim, self.ac_schedule = build_optimizer(self.actor_critic.trainable_parameters(), cfg.train)
-        self.replay_generator = torch.Generator().manual_seed(cfg.seed)
-        self.generator = torch.Generator(self.device).manual_seed(cfg.seed + 1)
-        self.rng = np.random.default_rng(cfg.seed)
+        self.random = random
         self.env_steps = 0
         self.updates = 0
         self.episodes = 0
@@ -93,7 +95,7 @@ class Trainer:
         self.acting = ActingState()
         self.timer: Callable[[str], AbstractContextManager] | None = None
         """Optional `timer(section)` context manager wrapped around each part of `step` (benchmarks use it)."""
-        self.obs, _ = env.reset(seed=cfg.seed)
+        self.obs: np.ndarray | None = None  # the current observation; None until the first step resets the env
 
     @property
     def learning(self) -> bool:
@@ -107,7 +109,7 @@ class Trainer:
         """
         cfg = self.cfg
         if len(self.replay) <= cfg.train.warmup_steps:
-            return int(self.rng.integers(self.num_actions))
+            return int(self.random.actions.integers(self.num_actions))
         self._eval_mode()
         action, self.acting = act(
             self.world_model,
@@ -116,13 +118,15 @@ class Trainer:
             self.acting,
             cfg.train.acting_mode,
             cfg.train.act_context,
-            self.rng,
-            self.generator,
+            self.random.actions,
+            self.random.sampling,
         )
         return action
 
     def step(self) -> StepResult:
         """Act once in the real environment, store the transition, then run this step's updates."""
+        if self.obs is None:
+            self.obs, _ = self.env.reset(seed=self.cfg.seed)
         with self._section("acting"):
             action = self.choose_action()
         with self._section("env"):
@@ -150,6 +154,14 @@ class Trainer:
             self.updates += 1
         return result
 
+    def restart_count(self) -> None:
+        """Start counting env steps (and so the step budget) from 0 with a fresh episode; models, optimisers,
+        replay and generators are kept. The next `step` resets the environment with the run seed."""
+        self.env_steps = self.episode_length = 0
+        self.episode_return = 0.0
+        self.acting = ActingState()
+        self.obs = None
+
     def _section(self, name: str) -> AbstractContextManager:
         return nullcontext() if self.timer is None else self.timer(name)
 
@@ -159,12 +171,12 @@ class Trainer:
 
     def update_world_model(self) -> dict[str, Tensor]:
         cfg = self.cfg
-        batch = self.replay.sample_world_model(cfg.replay.batch_size, cfg.replay.seq_len, self.replay_generator)
+        batch = self.replay.sample_world_model(cfg.replay.batch_size, cfg.replay.seq_len, self.random.replay)
         self.world_model.train()
         use_bf16 = cfg.train.bf16 and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
             loss, metrics = self.world_model.loss(
-                batch.obs, batch.actions, batch.rewards, batch.terminations, self.generator
+                batch.obs, batch.actions, batch.rewards, batch.terminations, self.random.sampling
             )
         grad_norm = self._apply(
             loss, self.wm_optim, self.wm_schedule, self.world_model.parameters(), cfg.train.wm_grad_clip, "world model"
@@ -175,9 +187,7 @@ class Trainer:
     def imagine(self) -> tuple[Rollout, Tensor, Tensor]:
         """Dream from DFS-sampled real windows with the current policy: the rollout, its rewards and continues."""
         cfg = self.cfg
-        batch = self.replay.sample_imagination(
-            cfg.imagination.batch_size, cfg.imagination.context, self.replay_generator
-        )
+        batch = self.replay.sample_imagination(cfg.imagination.batch_size, cfg.imagination.context, self.random.replay)
         self._eval_mode()
         actor = self.actor_critic.actor
         rollout = imagine_rollout(
@@ -185,8 +195,8 @@ class Trainer:
             batch.obs,
             batch.actions,
             cfg.imagination.horizon,
-            policy=lambda features: actor.act(features, generator=self.generator),
-            generator=self.generator,
+            policy=lambda features: actor.act(features, generator=self.random.sampling),
+            generator=self.random.sampling,
         )
         rewards, continues = rollout.rewards_and_continues(self.world_model, cfg.actor_critic.reward_before_action)
         return rollout, rewards, continues
@@ -239,12 +249,7 @@ class Trainer:
             "ac_optim": self.ac_optim.state_dict(),
             "ac_schedule": self.ac_schedule.state_dict(),
             "replay": self.replay.state_dict(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "replay": self.replay_generator.get_state(),
-                "sampling": self.generator.get_state(),
-                "numpy": self.rng.bit_generator.state,
-            },
+            "rng": self.random.state_dict(),
             "env": get_env_state(self.env),
             "obs": self.obs,
             "acting": {
@@ -274,17 +279,14 @@ class Trainer:
         self.ac_optim.load_state_dict(state["ac_optim"])
         self.ac_schedule.load_state_dict(state["ac_schedule"])
         self.replay.load_state_dict(state["replay"])
-        torch.set_rng_state(state["rng"]["torch"])
-        self.replay_generator.set_state(state["rng"]["replay"])
-        self.generator.set_state(state["rng"]["sampling"])
-        self.rng.bit_generator.state = state["rng"]["numpy"]
+        self.random.load_state_dict(state["rng"])
         set_env_state(self.env, state["env"])
-        self.obs = np.asarray(state["obs"])
+        self.obs = None if state["obs"] is None else np.asarray(state["obs"])
         acting = state["acting"]
         sequence = acting["sequence"]
         self.acting = ActingState(
-            obs=[np.asarray(o) for o in acting["obs"]],
-            actions=list(acting["actions"]),
+            obs=tuple(np.asarray(o) for o in acting["obs"]),
+            actions=tuple(acting["actions"]),
             sequence=None if sequence is None else [tuple(t.to(self.device) for t in layer) for layer in sequence],
             last_z=None if acting["last_z"] is None else acting["last_z"].to(self.device),
             last_action=acting["last_action"],

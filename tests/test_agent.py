@@ -94,7 +94,7 @@ RESUME_SCRIPT = textwrap.dedent("""
         agent = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
     else:
         agent = DramaAgent.load(run_dir, device="cpu")
-    agent.learn(steps, run_dir=run_dir, log_every=1)
+    agent.learn(steps - agent.num_timesteps, run_dir=run_dir, log_every=1, reset_num_timesteps=mode == "new")
 """)
 
 
@@ -142,7 +142,7 @@ def test_ctrl_c_saves_the_state_and_a_nan_loss_keeps_the_last_checkpoint(tmp_pat
                 next(_agent.world_model.decoder.parameters()).fill_(float("nan"))
 
     with pytest.raises(NonFiniteLossError, match="world model loss is nan at env step 48"):
-        agent.learn(100, run_dir=tmp_path, callback=poison)
+        agent.learn(100, run_dir=tmp_path, callback=poison, reset_num_timesteps=False)
     state = load_state(tmp_path / "state.safetensors")
     assert state["counters"]["env_steps"] == 45
     assert all(torch.isfinite(t).all() for t in state["world_model"].values() if t.is_floating_point())

@@ -46,7 +46,7 @@ def test_open_loop_steps_equal_imagine(agent: DramaAgent, context: tuple[np.ndar
     obs, acts = context
     planned = np.array([2, 1, 0, 1, 2, 2])
     imag = agent.imagine(obs[None], acts[None], horizon=HORIZON, actions=planned[None], seed=11)
-    dream = DreamEnv(agent, seed=11)
+    dream = DreamEnv(agent.world_model, agent.actor_critic, seed=11)
     frame, info = dream.reset(obs, acts)
     frames, rewards, term_probs, values, probs = [frame], [], [], [info["value"]], [info["action_probs"]]
     for k in range(HORIZON - 1):
@@ -70,7 +70,7 @@ def test_open_loop_steps_equal_imagine(agent: DramaAgent, context: tuple[np.ndar
 def test_reset_info_is_the_context_transition(agent: DramaAgent, context: tuple[np.ndarray, np.ndarray]) -> None:
     """reset's reward / termination belong to (o_L, a_L), the transition into the first dreamed frame."""
     obs, acts = context
-    _, info = DreamEnv(agent, seed=5).reset(obs, acts)
+    _, info = DreamEnv(agent.world_model, agent.actor_critic, seed=5).reset(obs, acts)
     with torch.no_grad():
         _, d_last, _ = start_state(
             agent.world_model, torch.as_tensor(obs)[None], torch.as_tensor(acts)[None], torch.Generator().manual_seed(5)
@@ -89,7 +89,7 @@ def test_policy_driven_dream_equals_closed_loop_imagine(
 ) -> None:
     obs, acts = context
     imag = agent.imagine(obs[None], acts[None], horizon=HORIZON, seed=7)
-    dream = DreamEnv(agent, seed=7)
+    dream = DreamEnv(agent.world_model, agent.actor_critic, seed=7)
     frame, _ = dream.reset(obs, acts)
     frames, taken = [frame], []
     for _ in range(HORIZON):
@@ -103,7 +103,7 @@ def test_policy_driven_dream_equals_closed_loop_imagine(
 
 def test_seeds_reproduce_and_differ(agent: DramaAgent, context: tuple[np.ndarray, np.ndarray]) -> None:
     obs, acts = context
-    dream = DreamEnv(agent, seed=0)
+    dream = DreamEnv(agent.world_model, agent.actor_critic, seed=0)
     first, _ = dream.reset(obs, acts)
     again, _ = dream.reset(obs, acts)
     other, _ = dream.reset(obs, acts, seed=1)
@@ -113,7 +113,7 @@ def test_seeds_reproduce_and_differ(agent: DramaAgent, context: tuple[np.ndarray
 
 def test_errors(agent: DramaAgent, context: tuple[np.ndarray, np.ndarray]) -> None:
     obs, acts = context
-    dream = DreamEnv(agent)
+    dream = DreamEnv(agent.world_model, agent.actor_critic)
     with pytest.raises(RuntimeError, match="reset"):
         dream.policy_action()
     with pytest.raises(ValueError, match="obs_context"):

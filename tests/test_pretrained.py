@@ -42,7 +42,7 @@ def test_round_trip_gives_identical_weights_config_and_actions(tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert agent.actor_critic.actor.normalizer.count.item() > 1.0  # the statistics travel with the weights
     for each in (agent, loaded):  # the same random first action and latent samples for both
-        each.rng, each.generator = np.random.default_rng(4), torch.Generator().manual_seed(11)
+        each.random.acting_actions, each.random.acting = np.random.default_rng(4), torch.Generator().manual_seed(11)
         each.reset()
     frames = observations()
     mine = [agent.act(o, deterministic=True) for o in frames]

@@ -56,7 +56,7 @@ class Session:
         self.agent, self.env = agent, env
         self.horizon = horizon
         self.seed = seed
-        self.dream = DreamEnv(agent)
+        self.dream = DreamEnv(agent.world_model, agent.actor_critic, generator=agent.random.acting)
         context = agent.cfg.train.act_context
         self.context_obs: deque[np.ndarray] = deque(maxlen=context)  # last real observations (S, S, 3)
         self.context_actions: deque[int] = deque(maxlen=context)  # the actions taken at them

@@ -68,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg = agent.cfg
     total = cfg.train.total_steps + cfg.train.freeze_steps
     try:
-        agent.learn(total, progress_bar=not args.no_progress, run_dir=run_dir, log_every=args.log_every)
+        agent.learn(
+            total - agent.num_timesteps,
+            progress_bar=not args.no_progress,
+            run_dir=run_dir,
+            log_every=args.log_every,
+            reset_num_timesteps=False,
+        )
     except KeyboardInterrupt:
         print(f"stopped; continue with: drama-train --resume {run_dir}", file=sys.stderr)
         return 130

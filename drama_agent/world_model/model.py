@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from drama_agent.config import DramaConfig, WorldModelConfig
 from drama_agent.distributions import SymlogTwoHot
+from drama_agent.observations import check_frames
 from drama_agent.sequence import build_sequence_model
 from drama_agent.world_model.autoencoder import Decoder, Encoder
 from drama_agent.world_model.heads import CategoricalHead, MLPHead
@@ -53,19 +54,14 @@ class WorldModel(nn.Module):
             self.encoder.to(memory_format=torch.channels_last)
             self.decoder.to(memory_format=torch.channels_last)
 
-    def _check_obs(self, obs: Tensor) -> None:
-        size = self.frame_size
-        if obs.dtype != torch.uint8 or obs.dim() != 5 or obs.shape[2:] != (size, size, 3):
-            raise ValueError(f"obs must be uint8 (B, T, {size}, {size}, 3), got {obs.dtype} {tuple(obs.shape)}")
-
     def frames(self, obs: Tensor) -> Tensor:
         """uint8 (B, T, S, S, 3) -> float (B, T, 3, S, S) in [0, 1]: the decoder's layout, the reconstruction target."""
-        self._check_obs(obs)
+        check_frames(obs, self.frame_size, ("B", "T"), "obs")
         return obs.permute(0, 1, 4, 2, 3).float() / 255.0
 
     def encode(self, obs: Tensor) -> Tensor:
         """uint8 frames (B, T, S, S, 3) -> posterior logits (B, T, K, C)."""
-        self._check_obs(obs)
+        check_frames(obs, self.frame_size, ("B", "T"), "obs")
         b, t = obs.shape[:2]
         x = obs.flatten(0, 1).permute(0, 3, 1, 2)  # (B·T, 3, S, S), NHWC strides
         x = x.contiguous(memory_format=self.memory_format).float() / 255.0

@@ -1,0 +1,121 @@
+"""The run loop around `Trainer.step`: logging, checkpoint timing, progress bar and Ctrl-C, in one place.
+
+`run_steps` is what `DramaAgent.learn` (and so `drama-train`) runs; anything else that drives a `Trainer`
+for many steps (benchmarks, sweeps) should call it too, so that a run behaves the same everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from drama_agent.metrics import MetricsLogger
+from drama_agent.scores import human_normalized_score
+from drama_agent.trainer import StepResult, Trainer
+
+Callback = Callable[[StepResult], bool | None]
+"""Called after every step with its result; returning False stops the loop."""
+
+
+def run_steps(
+    trainer: Trainer,
+    steps: int,
+    *,
+    save: Callable[[Path], Any] | None = None,
+    run_dir: str | Path | None = None,
+    env_id: str | None = None,
+    log_every: int = 100,
+    progress_bar: bool = False,
+    callback: Callback | None = None,
+) -> None:
+    """Take `steps` more env steps with `trainer`.
+
+    With `run_dir`, episode returns (and their human-normalised score for `env_id`) and, every `log_every`
+    steps, the update metrics go to its `metrics.csv` and TensorBoard; `save(run_dir)` writes the training
+    state every `cfg.train.checkpoint_every` steps, at the end and on Ctrl-C (KeyboardInterrupt is re-raised).
+    A NonFiniteLossError propagates without saving, so the last checkpoint stays intact. Warns when the
+    config's step budget (`cfg.train.total_steps`) stops the updates during these steps.
+    """
+    if steps < 0:
+        raise ValueError(f"the number of steps must be >= 0, got {steps}")
+    run_dir = None if run_dir is None else Path(run_dir)
+    if run_dir is not None and save is None:
+        raise ValueError("a run directory needs a `save` function for its checkpoints")
+    start = trainer.env_steps
+    end = start + steps
+    _warn_about_budget(trainer, start, end)
+    logger = MetricsLogger(run_dir) if run_dir is not None else None
+    if logger is not None:
+        logger.truncate_after(start)
+    bar = progress(progress_bar, end, initial=start)
+    last_return: float | None = None
+    started = time.perf_counter()
+    try:
+        while trainer.env_steps < end:
+            result = trainer.step()
+            if result.episode_return is not None:
+                last_return = result.episode_return
+                if logger is not None:
+                    episode = {"episode/return": result.episode_return, "episode/length": result.episode_length}
+                    hns = human_normalized_score(env_id or "", result.episode_return)
+                    if hns is not None:
+                        episode["episode/hns"] = hns
+                    logger.log(result.env_step, episode)
+            if logger is not None and result.metrics and result.env_step % log_every == 0:
+                logger.log(result.env_step, result.metrics)
+            if run_dir is not None and result.env_step % trainer.cfg.train.checkpoint_every == 0:
+                save(run_dir)
+            if bar is not None:
+                bar.update(1)
+                if result.env_step % 10 == 0:
+                    rate = (trainer.env_steps - start) / (time.perf_counter() - started)
+                    bar.set_postfix(_postfix(rate, last_return, result.metrics), refresh=False)
+            if callback is not None and callback(result) is False:
+                break
+    except KeyboardInterrupt:
+        if run_dir is not None:
+            save(run_dir)
+            print(f"\ninterrupted at step {trainer.env_steps}; training state saved to {run_dir}")
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        if logger is not None:
+            logger.close()
+    if run_dir is not None:
+        save(run_dir)
+
+
+def progress(enabled: bool, total: int, initial: int = 0, unit: str = "step"):
+    """A tqdm progress bar, or None when not `enabled`."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit=unit, dynamic_ncols=True)
+
+
+def _warn_about_budget(trainer: Trainer, start: int, end: int) -> None:
+    """Warn when some of the steps start+1..end come at or after the step budget, where no update runs."""
+    budget = trainer.cfg.train.total_steps
+    frozen = end - max(start + 1, budget) + 1
+    if frozen <= 0:
+        return
+    warnings.warn(
+        f"no updates from env step {max(start + 1, budget)} on: the step budget cfg.train.total_steps={budget} "
+        f"stops them, so {frozen} of these {end - start} steps run with frozen networks",
+        stacklevel=4,  # the caller of DramaAgent.learn
+    )
+
+
+def _postfix(rate: float, last_return: float | None, metrics: dict[str, Tensor]) -> dict[str, str]:
+    postfix = {"steps/s": f"{rate:.1f}", "return": "-" if last_return is None else f"{last_return:g}"}
+    for key, short in (("world_model/loss", "wm"), ("actor_critic/loss", "ac")):
+        if key in metrics:
+            postfix[short] = f"{float(metrics[key]):.3f}"
+    return postfix
