@@ -78,7 +78,8 @@ def act(
         action = int(actor.act(torch.cat([z_hat, d_prev], -1), deterministic, generator).item())
 
     if mode == "window":
-        return action, replace(state, obs=(*state.obs, obs)[-context:], actions=(*state.actions, action)[-context:])
+        kept = np.array(obs, copy=True)  # the caller may reuse its array (vectorised envs do)
+        return action, replace(state, obs=(*state.obs, kept)[-context:], actions=(*state.actions, action)[-context:])
     frame = torch.as_tensor(obs, device=device)[None, None]  # (1, 1, S, S, 3)
     last_z = world_model.sample(world_model.encode(frame), generator)[:, 0]  # (1, Z)
     return action, ActingState(sequence=sequence, last_z=last_z, last_action=action)
