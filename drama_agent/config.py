@@ -1,6 +1,7 @@
 """Typed, frozen configuration with the presets of docs/algorithm.md §Presets.
 
-Every module receives only its own section; builders receive the root `DramaConfig`.
+Every module receives only its own section; builders receive the root `DramaConfig`. A `DramaConfig` is
+validated when it is built (`drama_agent.config_checks`), so a bad value fails at once with its field's name.
 Edit a preset with `dataclasses.replace` (see `DramaConfig.replace_path` for dotted names).
 """
 
@@ -10,6 +11,8 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from drama_agent.config_checks import validate
 
 Backbone = Literal["mamba2", "mamba", "gru", "transformer"]
 
@@ -248,6 +251,9 @@ class DramaConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
     """Run seed."""
+
+    def __post_init__(self) -> None:
+        validate(self)
 
     @staticmethod
     def preset(name: str) -> DramaConfig:

@@ -1,0 +1,41 @@
+"""DramaConfig is validated when it is built: a bad value fails at once, naming its field."""
+
+import pytest
+
+from drama_agent import DramaConfig
+
+DEBUG = DramaConfig.preset("debug")
+
+
+@pytest.mark.parametrize("name", ["xs", "s", "debug"])
+def test_presets_are_valid_and_round_trip(name):
+    cfg = DramaConfig.preset(name)
+    assert DramaConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("train.acting_mode", "windw", r"train\.acting_mode: must be one of 'window', 'recurrent'"),
+        ("replay.sampler", "DFS", r"replay\.sampler: must be one of 'dfs', 'uniform'"),
+        ("sequence.backbone", "mamba3", r"sequence\.backbone"),
+        ("imagination.horizon", 0, r"imagination\.horizon: must be >= 1, got 0"),
+        ("replay.batch_size", -2, r"replay\.batch_size: must be >= 1"),
+        ("replay.seq_len", 10_000, r"replay\.seq_len: must fit in replay\.capacity=5000"),
+        ("train.warmup_steps", 3, r"train\.warmup_steps: must be >= 15"),
+        ("sequence.headdim", 24, r"sequence\.headdim: must divide"),
+        ("actor_critic.gamma", 1.5, r"actor_critic\.gamma: must be in \[0, 1\]"),
+        ("train.lr", float("nan"), r"train\.lr: must be a finite number"),
+        ("train.bf16", 1, r"train\.bf16: must be True or False"),
+    ],
+)
+def test_a_bad_field_fails_when_the_config_is_built(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        DEBUG.replace_path(field, value)
+
+
+def test_a_bad_field_in_a_saved_config_fails_on_loading():
+    data = DEBUG.to_dict()
+    data["imagination"]["horizon"] = 0
+    with pytest.raises(ValueError, match=r"imagination\.horizon"):
+        DramaConfig.from_dict(data)
