@@ -14,14 +14,14 @@ import torch
 from drama_agent import __version__, checkpoint, dream, hub, model_card
 from drama_agent.acting import ActingState, act
 from drama_agent.behavior import build_actor_critic
+from drama_agent.checks import check_env_matches, check_frames, count_parameters, eval_mode, num_actions_of
 from drama_agent.config import DramaConfig
 from drama_agent.dream import Imagination
-from drama_agent.observations import check_frames
 from drama_agent.randomness import RunRandomness, seeded_init
 from drama_agent.run_loop import progress, run_steps
 from drama_agent.scores import game_name, human_normalized_score
 from drama_agent.serialization import load_state, save_state
-from drama_agent.trainer import StepResult, Trainer, check_env_matches
+from drama_agent.trainer import StepResult, Trainer
 from drama_agent.world_model import build_world_model
 
 STATE_FILE = "state.safetensors"
@@ -60,12 +60,7 @@ class DramaAgent:
         if env is not None:
             action_space = env.action_space
             env_id = env_id or (env.spec.id if env.spec is not None else None)
-        if isinstance(action_space, gym.spaces.Discrete):
-            num_actions = int(action_space.n)
-        elif isinstance(action_space, (int, np.integer)):
-            num_actions = int(action_space)
-        else:
-            raise ValueError(f"Drama needs a discrete action space (or its size), got {action_space!r}")
+        num_actions = num_actions_of(action_space)
         if env is not None:
             check_env_matches(env, num_actions, self.obs_shape)
         self.num_actions = num_actions
@@ -140,8 +135,7 @@ class DramaAgent:
         return obs
 
     def _act(self, obs: np.ndarray, state: ActingState, deterministic: bool) -> tuple[int, ActingState]:
-        self.world_model.eval()
-        self.actor_critic.eval()
+        eval_mode(self.world_model, self.actor_critic)
         return act(
             self.world_model,
             self.actor_critic.actor,
@@ -252,8 +246,8 @@ class DramaAgent:
         """Trainable parameters: world model (and its parts), actor, critic (the slow critic is a copy)."""
         wm = self.world_model.parameter_counts()
         counts = {"world_model": wm.pop("total"), **wm}
-        counts["actor"] = sum(p.numel() for p in self.actor_critic.actor.parameters())
-        counts["critic"] = sum(p.numel() for p in self.actor_critic.critic.parameters())
+        counts["actor"] = count_parameters(self.actor_critic.actor)
+        counts["critic"] = count_parameters(self.actor_critic.critic)
         return counts
 
     # ------------------------------------------------------------------------------ save and load
@@ -308,9 +302,7 @@ class DramaAgent:
         """Load a shared agent: a folder path, a checkpoint shipped in `checkpoints/`, or a Hub repo."""
         folder = hub.resolve_checkpoint(name_or_path, revision=revision, local_files_only=local_files_only)
         config, cfg, num_actions, env_id = checkpoint.read_agent_config(folder)
-        if env is not None and (
-            not isinstance(env.action_space, gym.spaces.Discrete) or env.action_space.n != num_actions
-        ):
+        if env is not None and env.action_space != gym.spaces.Discrete(num_actions):
             raise ValueError(
                 f"checkpoint {name_or_path!r} was trained on {env_id} with {num_actions} actions; "
                 f"the given environment has {env.action_space}"

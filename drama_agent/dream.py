@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 
 from drama_agent.behavior import ActorCritic
+from drama_agent.checks import check_frames, eval_mode
 from drama_agent.imagination import imagine_rollout, start_state
-from drama_agent.observations import check_frames
 from drama_agent.sequence.model import State
 from drama_agent.world_model import WorldModel
 
@@ -82,8 +82,7 @@ def imagine(
 ) -> Imagination:
     """Dream `horizon` steps after context obs uint8 (B, L, S, S, 3), actions (B, L); `planned_actions`
     (B, horizon) drive it open loop, None lets the policy choose. Puts the models in eval mode."""
-    world_model.eval()
-    actor_critic.eval()
+    eval_mode(world_model, actor_critic)
     actor = actor_critic.actor
     rollout = imagine_rollout(
         world_model,
@@ -172,7 +171,7 @@ class DreamEnv:
         seed = self.seed if seed is None else seed
         if seed is not None:
             self.generator = torch.Generator(self.device).manual_seed(seed)
-        self._eval()
+        eval_mode(self.world_model, self.actor_critic)
         self._z, self._d, self._state = start_state(self.world_model, obs[None], acts[None], self.generator)
         self.steps = 0
         frame, info, _ = self._show()
@@ -185,7 +184,7 @@ class DreamEnv:
             raise ValueError(f"invalid action {action!r} for {self.action_space}")
         if self._z is None:
             raise RuntimeError("call reset() with a real context before stepping the dream")
-        self._eval()
+        eval_mode(self.world_model, self.actor_critic)
         world_model = self.world_model
         taken = torch.tensor([int(action)], device=self.device)
         self._d, self._state = world_model.sequence_model.step(self._z, taken, self._state)  # (1, D)
@@ -198,12 +197,8 @@ class DreamEnv:
     def policy_action(self, deterministic: bool = False) -> int:
         """The policy's action at the current dreamed state, drawn with the dream's generator."""
         features = self.features
-        self._eval()
+        eval_mode(self.world_model, self.actor_critic)
         return int(self.actor_critic.actor.act(features, deterministic, self.generator).item())
-
-    def _eval(self) -> None:
-        self.world_model.eval()
-        self.actor_critic.eval()
 
     def _show(self) -> tuple[np.ndarray, dict[str, Any], bool]:
         """The current frame (S, S, 3) uint8, its info dict and whether its transition is predicted to end."""

@@ -4,8 +4,8 @@ Alignment used throughout: context observations o_1..o_L with actions a_1..a_L, 
 The sequence model over the context gives d_L; ẑ_0 ~ prior(d_L) is the dream of o_{L+1}. At imagined
 step k the action a_k is taken at ẑ_k, d_{k+1} = step(ẑ_k, a_k), ẑ_{k+1} ~ prior(d_{k+1}). The reward
 and termination of that transition are read from d_{k+1}, or from d_k with the authors' convention
-(`ActorCriticConfig.reward_before_action`, docs/algorithm.md §Departures 1). Each imagined step costs one `step` call,
-independent of the context length.
+(`ActorCriticConfig.reward_before_action`, docs/algorithm.md §Departures 1). Each imagined step costs one
+`step` call, independent of the context length. `drama_agent.dream` reads what a dream shows from these states.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ class Rollout:
     latents: Tensor  # (B, H+1, Z) ẑ_0..ẑ_H
     hidden: Tensor  # (B, H+1, D) d_0..d_H (d_0 is the last context output)
     actions: Tensor  # (B, H) a_0..a_{H-1}
-    state: State  # sequence state after d_H
 
     @property
     def features(self) -> Tensor:
@@ -90,5 +89,4 @@ def imagine_rollout(
         latents=torch.stack(latents, 1),
         hidden=torch.stack(hidden, 1),
         actions=torch.stack(taken, 1) if taken else actions.new_zeros(obs.shape[0], 0),
-        state=state,
     )

@@ -22,6 +22,7 @@ from torch import Tensor
 from drama_agent.acting import ActingState, act
 from drama_agent.behavior import ActorCritic
 from drama_agent.behavior.loss import actor_critic_loss
+from drama_agent.checks import check_env_matches, eval_mode
 from drama_agent.config import DramaConfig
 from drama_agent.env_state import get_env_state, set_env_state
 from drama_agent.imagination import Rollout, imagine_rollout
@@ -44,19 +45,6 @@ class StepResult:
     episode_return: float | None  # the finished episode's return, when this step ended one
     episode_length: int | None
     metrics: dict[str, Tensor]
-
-
-def check_env_matches(env: gym.Env, num_actions: int, obs_shape: tuple[int, ...]) -> None:
-    """ValueError unless `env` has `num_actions` discrete actions and (S, S, 3) uint8 observations of `obs_shape`."""
-    space = env.action_space
-    if not isinstance(space, gym.spaces.Discrete) or space.n != num_actions:
-        raise ValueError(f"the environment's action space is {space}, the agent expects Discrete({num_actions})")
-    obs_space = env.observation_space
-    if obs_space.shape != tuple(obs_shape) or obs_space.dtype != np.uint8:
-        raise ValueError(
-            f"the environment's observations are {obs_space.dtype} {obs_space.shape}, the agent expects uint8 "
-            f"{tuple(obs_shape)} (make the env with drama_agent.make_env and the agent's cfg.env)"
-        )
 
 
 class Trainer:
@@ -110,7 +98,7 @@ class Trainer:
         cfg = self.cfg
         if len(self.replay) <= cfg.train.warmup_steps:
             return int(self.random.actions.integers(self.num_actions))
-        self._eval_mode()
+        eval_mode(self.world_model, self.actor_critic)
         action, self.acting = act(
             self.world_model,
             self.actor_critic.actor,
@@ -165,10 +153,6 @@ class Trainer:
     def _section(self, name: str) -> AbstractContextManager:
         return nullcontext() if self.timer is None else self.timer(name)
 
-    def _eval_mode(self) -> None:
-        self.world_model.eval()
-        self.actor_critic.eval()
-
     def update_world_model(self) -> dict[str, Tensor]:
         cfg = self.cfg
         batch = self.replay.sample_world_model(cfg.replay.batch_size, cfg.replay.seq_len, self.random.replay)
@@ -188,7 +172,7 @@ class Trainer:
         """Dream from DFS-sampled real windows with the current policy: the rollout, its rewards and continues."""
         cfg = self.cfg
         batch = self.replay.sample_imagination(cfg.imagination.batch_size, cfg.imagination.context, self.random.replay)
-        self._eval_mode()
+        eval_mode(self.world_model, self.actor_critic)
         actor = self.actor_critic.actor
         rollout = imagine_rollout(
             self.world_model,

@@ -152,7 +152,8 @@ def _benchmark():
 
 @pytest.mark.parametrize("d_model", [24, 48])  # the benchmark's quick and full widths
 def test_token_models_have_matched_parameter_counts(d_model):
-    from drama_agent.gridworld.model import BACKBONES, GridTokenModel, count_parameters, matched_configs
+    from drama_agent.checks import count_parameters
+    from drama_agent.gridworld.model import BACKBONES, GridTokenModel, matched_configs
 
     configs = matched_configs(_benchmark().base_config(d_model, 2))
     counts = {name: count_parameters(GridTokenModel(cfg)) for name, cfg in configs.items()}

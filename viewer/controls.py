@@ -7,14 +7,15 @@ from typing import Any
 
 import gymnasium as gym
 
+from drama_agent.checkpoint import action_meanings
+
 CONTROLS = ("UP", "DOWN", "LEFT", "RIGHT", "FIRE")
 """Held controls the viewer tracks: the four arrow keys and space."""
 
 
 def action_names(env: gym.Env, num_actions: int, pretrained_info: dict[str, Any] | None = None) -> list[str]:
     """Names of the actions: the game's `get_action_meanings()`, a checkpoint's recorded meanings, or indices."""
-    getter = getattr(env.unwrapped, "get_action_meanings", None)
-    names = list(getter()) if getter is not None else None
+    names = action_meanings(env)
     if names is None and pretrained_info is not None:
         names = pretrained_info.get("action_meanings")
     if names is None or len(names) != num_actions:

@@ -12,7 +12,6 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Categorical
 
 from drama_agent.behavior.normalizers import ReturnNormalizer, RunningMeanStd
 from drama_agent.config import ActorCriticConfig, DramaConfig
@@ -52,9 +51,6 @@ class Actor(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         return self.net(self.normalizer(features))  # (..., A)
-
-    def dist(self, features: Tensor) -> Categorical:
-        return Categorical(logits=self(features))
 
     @torch.no_grad()
     def act(self, features: Tensor, deterministic: bool = False, generator: torch.Generator | None = None) -> Tensor:

@@ -6,6 +6,7 @@ import dataclasses
 
 from torch import Tensor, nn
 
+from drama_agent.checks import count_parameters
 from drama_agent.config import Backbone, SequenceConfig
 from drama_agent.gridworld.env import VOCAB_SIZE
 from drama_agent.sequence import build_backbone
@@ -31,10 +32,6 @@ class GridTokenModel(nn.Module):
         x = self.embed(tokens)  # (B, T, D)
         y, _ = self.backbone(x)  # (B, T, D)
         return self.head(y)  # (B, T, V)
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def _params_at(cfg: SequenceConfig, d_model: int) -> int:

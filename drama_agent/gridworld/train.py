@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from drama_agent.checks import count_parameters
 from drama_agent.config import SequenceConfig
 from drama_agent.gridworld.env import FRAME_LEN, GridSequences, frame_cells, generate, next_token_pairs, tokenize
 from drama_agent.gridworld.metrics import GridError, grid_error
-from drama_agent.gridworld.model import GridTokenModel, count_parameters
+from drama_agent.gridworld.model import GridTokenModel
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from drama_agent.checks import check_frames, count_parameters
 from drama_agent.config import DramaConfig, WorldModelConfig
 from drama_agent.distributions import SymlogTwoHot
-from drama_agent.observations import check_frames
 from drama_agent.sequence import build_sequence_model
 from drama_agent.world_model.autoencoder import Decoder, Encoder
 from drama_agent.world_model.heads import CategoricalHead, MLPHead
@@ -139,8 +139,8 @@ class WorldModel(nn.Module):
             "reward": self.reward_head,
             "termination": self.termination_head,
         }
-        counts = {name: sum(p.numel() for p in part.parameters()) for name, part in parts.items()}
-        counts["total"] = sum(p.numel() for p in self.parameters())
+        counts = {name: count_parameters(part) for name, part in parts.items()}
+        counts["total"] = count_parameters(self)
         return counts
 
 
