@@ -4,7 +4,7 @@ The task is described in docs/algorithm.md §Long-sequence test.
 
 Each backbone (parameter counts matched to Mamba-2 within 10 %) is trained by next-token prediction on
 grid-world sequences of 8 frames (208 tokens) and 64 frames (1664 tokens) for a fixed number of steps
-and seeds, then scored with the paper's error on held-out sequences (`drama_agent.gridworld.metrics`).
+and seeds, then scored with the paper's error on held-out sequences (`gridworld_task.metrics`).
 Writes `benchmarks/results/gridworld.json` and `.md`, beside the paper's laptop numbers.
 
     python benchmarks/gridworld.py            # the full table: about an hour on 2 CPU cores
@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from gridworld_task.env import FRAME_LEN, generate
+from gridworld_task.metrics import grid_error, oracle_cells
+from gridworld_task.model import BACKBONES, matched_configs
+from gridworld_task.train import GridTrainConfig, train_and_evaluate
 
 from drama_agent.config import SequenceConfig
-from drama_agent.gridworld.env import FRAME_LEN, generate
-from drama_agent.gridworld.metrics import grid_error, oracle_cells
-from drama_agent.gridworld.model import BACKBONES, matched_configs
-from drama_agent.gridworld.train import GridTrainConfig, train_and_evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from drama_agent.gridworld.env import (
+from gridworld_task.env import (
     ACTION_OFFSET,
     AGENT,
     BORDER,
@@ -23,7 +22,7 @@ from drama_agent.gridworld.env import (
     step,
     tokenize,
 )
-from drama_agent.gridworld.metrics import frame_faults, grid_error, oracle_cells, valid_frames
+from gridworld_task.metrics import frame_faults, grid_error, oracle_cells, valid_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -152,8 +151,9 @@ def _benchmark():
 
 @pytest.mark.parametrize("d_model", [24, 48])  # the benchmark's quick and full widths
 def test_token_models_have_matched_parameter_counts(d_model):
+    from gridworld_task.model import BACKBONES, GridTokenModel, matched_configs
+
     from drama_agent.checks import count_parameters
-    from drama_agent.gridworld.model import BACKBONES, GridTokenModel, matched_configs
 
     configs = matched_configs(_benchmark().base_config(d_model, 2))
     counts = {name: count_parameters(GridTokenModel(cfg)) for name, cfg in configs.items()}
@@ -162,7 +162,7 @@ def test_token_models_have_matched_parameter_counts(d_model):
 
 
 def test_token_model_is_causal():
-    from drama_agent.gridworld.model import GridTokenModel, matched_configs
+    from gridworld_task.model import GridTokenModel, matched_configs
 
     torch.manual_seed(0)
     for cfg in matched_configs(_benchmark().base_config(24, 2)).values():

@@ -8,8 +8,8 @@ from torch import Tensor, nn
 
 from drama_agent.checks import count_parameters
 from drama_agent.config import Backbone, SequenceConfig
-from drama_agent.gridworld.env import VOCAB_SIZE
 from drama_agent.sequence import build_backbone
+from gridworld_task.env import VOCAB_SIZE
 
 BACKBONES: tuple[Backbone, ...] = ("mamba2", "mamba", "gru", "transformer")
 

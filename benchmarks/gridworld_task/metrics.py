@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from drama_agent.gridworld.env import AGENT, BORDER, FLOOR, GOAL, INTERIOR, WALL, GridSequences
+from gridworld_task.env import AGENT, BORDER, FLOOR, GOAL, INTERIOR, WALL, GridSequences
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from torch import Tensor
 
 from drama_agent.checks import count_parameters
 from drama_agent.config import SequenceConfig
-from drama_agent.gridworld.env import FRAME_LEN, GridSequences, frame_cells, generate, next_token_pairs, tokenize
-from drama_agent.gridworld.metrics import GridError, grid_error
-from drama_agent.gridworld.model import GridTokenModel
+from gridworld_task.env import FRAME_LEN, GridSequences, frame_cells, generate, next_token_pairs, tokenize
+from gridworld_task.metrics import GridError, grid_error
+from gridworld_task.model import GridTokenModel
 
 
 @dataclass(frozen=True)
