@@ -8,7 +8,6 @@ Edit a preset with `dataclasses.replace` (see `DramaConfig.replace_path` for dot
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -269,9 +268,6 @@ class DramaConfig:
     def from_dict(data: dict[str, Any]) -> DramaConfig:
         """Inverse of `to_dict`; unknown or missing keys are errors that name them."""
         return _build(DramaConfig, data, "config")
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def replace_path(self, dotted: str, value: Any) -> DramaConfig:
         """Return a copy with one field replaced, e.g. `cfg.replace_path("train.lr", 1e-4)`."""
