@@ -17,6 +17,7 @@ from drama_agent.behavior import build_actor_critic
 from drama_agent.checks import check_env_matches, check_frames, count_parameters, eval_mode, num_actions_of
 from drama_agent.config import DramaConfig
 from drama_agent.dream import Imagination
+from drama_agent.envs import make_env
 from drama_agent.randomness import RunRandomness, seeded_init
 from drama_agent.run_loop import progress, run_steps
 from drama_agent.scores import game_name, human_normalized_score
@@ -326,8 +327,6 @@ class DramaAgent:
     @classmethod
     def load(cls, run_dir: str | Path, env: gym.Env | None = None, device: str | torch.device = "auto") -> DramaAgent:
         """Resume a run saved by `save`; without `env` the game is rebuilt with `make_env`."""
-        from drama_agent.envs import make_env
-
         state = load_state(Path(run_dir) / STATE_FILE)
         cfg = DramaConfig.from_dict(state["config"])
         env_id = state["agent"]["env_id"]
