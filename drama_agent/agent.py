@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from drama_agent import __version__, checkpoint, dream, hub, model_card
+from drama_agent import checkpoint, dream, hub, model_card
 from drama_agent.acting import ActingState, act
 from drama_agent.behavior import build_actor_critic
 from drama_agent.checks import check_env_matches, check_frames, count_parameters, eval_mode, num_actions_of
@@ -23,6 +23,7 @@ from drama_agent.run_loop import progress, run_steps
 from drama_agent.scores import game_name, human_normalized_score
 from drama_agent.serialization import load_state, save_state
 from drama_agent.trainer import StepResult, Trainer
+from drama_agent.version import __version__
 from drama_agent.world_model import build_world_model
 
 STATE_FILE = "state.safetensors"

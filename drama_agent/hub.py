@@ -15,13 +15,13 @@ import os
 import re
 from pathlib import Path
 
-from drama_agent import __version__
 from drama_agent.checkpoint import (
     CHECKPOINT_FILES,
     checked_folder,
     load_checkpoint_tensors,
     read_checkpoint_config,
 )
+from drama_agent.version import __version__
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 _BARE_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
