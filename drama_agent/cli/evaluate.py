@@ -61,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         "deterministic": not args.stochastic,
         "seed": args.seed,
         "steps_trained": agent.num_timesteps or (agent.pretrained_info or {}).get("steps_trained"),
+        "protocol": f"mean return of {args.episodes} {'sampled' if args.stochastic else 'greedy'} episodes",
     }
     hns = "" if result["hns"] is None else f", human-normalised {result['hns']:.3f}"
-    print(f"{agent.env_id}: {result['mean']:.2f} ± {result['std']:.2f} over {args.episodes} episodes{hns}")
+    print(f"{agent.env_id}: {result['mean']:.2f} ± {result['std']:.2f} ({result['protocol']}){hns}")
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

@@ -12,6 +12,7 @@ from drama_agent.cli.config_args import add_config_arguments, apply_config_argum
 from drama_agent.config import PRESETS, DramaConfig
 from drama_agent.envs import make_env
 from drama_agent.model_card import preset_name
+from drama_agent.protocol import protocol_score, write_protocol
 from drama_agent.scores import game_name
 from drama_agent.trainer import NonFiniteLossError
 
@@ -22,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a Drama agent (Mamba-2 world model + actor-critic in imagination) on a game. "
         "Metrics go to RUN_DIR/metrics.csv and RUN_DIR/tb (TensorBoard); the full training state is saved to "
         "RUN_DIR/state.safetensors periodically, at the end and on Ctrl-C; the final shareable agent is "
-        "RUN_DIR/pretrained (load it with DramaAgent.from_pretrained or drama-eval).",
+        "RUN_DIR/pretrained (load it with DramaAgent.from_pretrained or drama-eval); the paper's score (mean return of "
+        "the last 5 training episodes) goes to RUN_DIR/protocol.json.",
     )
     parser.add_argument("--game", help="game name: an ALE game ('Pong' or 'ALE/Pong-v5') or the built-in 'Catch'")
     parser.add_argument("--preset", default="xs", choices=sorted(PRESETS), help="model size preset (default: xs)")
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    started = time.perf_counter()
     try:
         if args.resume is not None:
             agent = DramaAgent.load(args.resume, device=resolve_device(args.device))
@@ -67,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = agent.cfg
     total = cfg.train.total_steps + cfg.train.freeze_steps
+    first_step = agent.num_timesteps
     try:
         agent.learn(
             total - agent.num_timesteps,
@@ -96,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     name = f"drama-{preset_name(cfg)}-{game_name(agent.env_id).lower()}"
     folder = agent.save_pretrained(Path(run_dir) / "pretrained", evaluation=evaluation, name=name)
     print(f"shareable agent written to {folder}")
+    summary = None if evaluation is None else {k: evaluation[k] for k in ("mean", "std", "episodes", "protocol")}
+    record = protocol_score(
+        run_dir, agent.env_id, agent.num_timesteps, time.perf_counter() - started, first_step, summary
+    )
+    write_protocol(run_dir, record)
+    score = "no training episode ended" if record["score"] is None else f"{record['score']:.2f}"
+    print(f"protocol score ({record['protocol']}): {score}")
     return 0
 
 
