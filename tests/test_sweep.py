@@ -23,9 +23,9 @@ from drama_agent.scores import score_table
 from drama_agent.sweep.runs import read_attempts, run_status
 
 REPO = Path(__file__).resolve().parents[1]
-# Tiny runs: 250 random warm-up steps (a few Breakout episodes end), then 50 steps with updates; a checkpoint
-# every 50 steps, so a run killed during its updates has a saved state to resume from.
-TRAIN = ["--preset", "debug", "--steps", "300", "--train.warmup_steps", "250", "--train.checkpoint_every", "50"]
+# Tiny runs: 250 random warm-up steps (a Breakout episode ends), then 30 steps with updates; a checkpoint
+# every 40 steps, so a killed run has a saved state to resume from.
+TRAIN = ["--preset", "debug", "--steps", "280", "--train.warmup_steps", "250", "--train.checkpoint_every", "40"]
 TRAIN += ["--eval-episodes", "0", "--log-every", "25", "--no-progress"]
 
 
@@ -82,7 +82,7 @@ def test_sweep_trains_every_game_and_seed(swept):
         for seed in (0, 1):
             folder = out / game / f"seed{seed}"
             record = read_protocol(folder)
-            assert record["env_id"].endswith(env_id) and record["env_steps"] == 300
+            assert record["env_id"].endswith(env_id) and record["env_steps"] == 280
             returns = [float(v) for _, name, v in read_metrics(folder) if name == "episode/return"]
             assert record["training_episodes"] == len(returns) >= 1
             assert record["last_returns"] == returns[-5:]
@@ -142,9 +142,15 @@ def test_report_aggregates_many_games_and_leaves_out_incomplete_seeds(tmp_path):
             table = score_table()[game]
             score = table["Random"] + rng.uniform(-0.2, 1.5) * (table["Human"] - table["Random"])
             write_protocol(folder, {"score": score, "env_steps": 100})
+    (tmp_path / "Catch" / "seed0").mkdir(parents=True)
+    write_protocol(tmp_path / "Catch" / "seed0", {"score": 2.5, "env_steps": 100})
+    (tmp_path / "Catch" / "seed1").mkdir()  # started, never finished
     assert report.main([str(tmp_path), "--reps", "300", "--profile-reps", "50", "--seed", "1"]) == 0
     result = json.loads((tmp_path / "report.json").read_text())
-    assert result["matrix"]["games"] == games and result["matrix"]["seeds"] == [0, 1]
+    assert result["matrix"]["games"] == games and result["matrix"]["seeds"] == [0, 1]  # no Catch in it
+    catch = next(row for row in result["games"] if row["game"] == "Catch")
+    assert catch["scores"] == [2.5] and "hns" not in catch
+    assert result["problems"] == [{"game": "Catch", "seed": 1, "status": "unfinished", "error": None}]
     assert result["excluded"] == [[g, 2] for g in games if g != "Pong"]
     hns = np.array(result["matrix"]["hns"])
     table = score_table()
@@ -197,7 +203,7 @@ def test_a_killed_worker_is_retried_and_resumes_and_a_failing_run_does_not_stop_
     assert len(starts) == 2 and starts[1]["worker_pid"] != killed["worker_pid"]
     record = read_protocol(folder)
     resumed = record["resumed_from_step"]
-    assert 0 < resumed < 300 and resumed % 50 == 0 and record["env_steps"] == 300
+    assert 0 < resumed < 280 and resumed % 40 == 0 and record["env_steps"] == 280
     assert f"resuming {folder} at step {resumed}" in (folder / "train.out").read_text()
     rows = read_metrics(folder)
     assert len({(step, name) for step, name, _ in rows}) == len(rows)  # no duplicated row
@@ -235,6 +241,6 @@ def test_sweep_refuses_a_folder_with_other_settings_and_names_the_missing_extra(
     argv = ["--games", "Catch", "--seeds", "1", "--out", str(tmp_path)] + TRAIN
     assert sweep.main(argv) == 2
     assert 'pip install -e ".[sweep]"' in capsys.readouterr().err
-    assert json.loads((tmp_path / "sweep.json").read_text())["steps"] == 300
-    assert sweep.main([arg if arg != "300" else "400" for arg in argv]) == 2
+    assert json.loads((tmp_path / "sweep.json").read_text())["steps"] == 280
+    assert sweep.main([arg if arg != "280" else "400" for arg in argv]) == 2
     assert "other settings (steps)" in capsys.readouterr().err

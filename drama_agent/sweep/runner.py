@@ -18,16 +18,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drama_agent.agent import STATE_FILE
 from drama_agent.protocol import PROTOCOL_FILE, read_protocol
 from drama_agent.sweep import require
 from drama_agent.sweep.runs import STDERR_FILE, STDOUT_FILE, log_attempt, read_attempts, run_dir
 
-STATE_FILE = "state.safetensors"  # the file `DramaAgent.save` writes into a run dir
 PASSED_ENV_VARS = ("PYTHONPATH",)  # taken from the driver into every task (so tasks import the same package)
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
@@ -94,8 +93,8 @@ def train_run(spec: RunSpec, settings: TrainSettings, tracker: Any = None) -> di
     """The body of a sweep task: one drama-train process for `spec`, its output appended to files in the run dir."""
     folder = Path(spec.folder)
     folder.mkdir(parents=True, exist_ok=True)
-    if read_protocol(folder) is not None:
-        return {"status": "skipped"}
+    if read_protocol(folder) is not None:  # a retry of a run that finished before its worker was lost
+        return {"status": "finished", "error": None}
     if tracker is not None:
         tracker.start.remote((spec.game, spec.seed))
     argv = [sys.executable, "-m", "drama_agent.cli.train", *train_argv(spec, settings)]
@@ -153,7 +152,6 @@ def run_sweep(
     max_retries: int = 3,
     num_cpus: int | None = None,
     progress: bool = True,
-    on_result: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
     """Train every (game, seed) under `out` on Ray; returns one result per run (finished, skipped or failed).
 
@@ -201,11 +199,10 @@ def run_sweep(
                 failed += result.status == "failed"
                 done.add((spec.game, spec.seed))
                 results.append(result)
-                bar.update(1)
-                if on_result is not None:
-                    on_result(result)
             running = len(ray.get(tracker.running.remote()) - done)
-            bar.set_postfix(running=running, failed=failed, refresh=True)
+            bar.set_postfix(running=running, failed=failed, refresh=False)
+            bar.update(len(ready))
+            bar.refresh()
         bar.close()
     finally:
         if start_ray:

@@ -31,6 +31,7 @@ def run_dir(out: str | Path, game: str, seed: int) -> Path:
 def log_attempt(folder: str | Path, event: str, **fields: Any) -> None:
     """Append one event (`start` or `end`) with a timestamp to the run's attempts.jsonl."""
     line = json.dumps({"event": event, "time": time.time(), **fields})
+    Path(folder).mkdir(parents=True, exist_ok=True)
     with open(Path(folder) / ATTEMPTS_FILE, "a") as f:
         f.write(line + "\n")
 
