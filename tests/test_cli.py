@@ -58,6 +58,10 @@ def test_pong_smoke_run_trains_saves_and_evaluates(tmp_path, capsys):
     config = json.loads((folder / "config.json").read_text())
     assert config["env_id"] == "ALE/Pong-v5" and config["num_actions"] == 6 and config["steps_trained"] == 160
     assert "160" in body
+    record = json.loads((run_dir / "protocol.json").read_text())
+    assert record["protocol"] == "mean return of the last 5 training episodes" and record["env_steps"] == 160
+    assert record["training_episodes"] == 0 and record["score"] is None  # no Pong episode ends in 160 steps
+    assert record["greedy_evaluation"]["episodes"] == 1 and record["resumed_from_step"] == 0
 
     out = tmp_path / "eval.json"
     assert evaluate.main([str(folder), "--episodes", "1", "--json", str(out), "--device", "cpu"]) == 0
@@ -71,3 +75,4 @@ def test_pong_smoke_run_trains_saves_and_evaluates(tmp_path, capsys):
     assert "human-normalised" in capsys.readouterr().out
 
     assert train.main(["--resume", str(run_dir), "--eval-episodes", "0", "--no-progress"]) == 0
+    assert json.loads((run_dir / "protocol.json").read_text())["resumed_from_step"] == 160
