@@ -53,6 +53,12 @@ def score_matrix(scores: dict[str, dict[int, float]]) -> tuple[list[str], list[i
     return games, seeds, hns.reshape(len(seeds), len(games))
 
 
+def published_hns(games: list[str]) -> np.ndarray:
+    """(1, games): the published Drama XS scores, human-normalised, as one run of a score matrix."""
+    table = score_table()
+    return np.array([[human_normalized_score(game, table[game][PUBLISHED]) for game in games]])
+
+
 def build_report(out: str | Path, reps: int = 50_000, profile_reps: int = 2_000, seed: int = 0) -> dict[str, Any]:
     """Everything the report shows, as JSON-ready values (the aggregates with `reps` bootstrap samples)."""
     scores, problems = collect(out)
@@ -82,8 +88,8 @@ def build_report(out: str | Path, reps: int = 50_000, profile_reps: int = 2_000,
     }
     if hns.size:
         report["aggregates"] = interval_estimates(hns, reps=reps, seed=seed)
-        published = np.array([[human_normalized_score(g, table[g][PUBLISHED]) for g in games]])  # (1, games)
-        report["published_aggregates"] = dict(zip(AGGREGATES, aggregate_scores(published).tolist(), strict=True))
+        published = aggregate_scores(published_hns(games))
+        report["published_aggregates"] = dict(zip(AGGREGATES, published.tolist(), strict=True))
     return report
 
 
@@ -94,8 +100,7 @@ def write_report(report: dict[str, Any], folder: str | Path) -> Path:
     if report["aggregates"] is not None:
         hns = np.array(report["matrix"]["hns"])
         games = report["matrix"]["games"]
-        table = score_table()
-        published = np.array([[human_normalized_score(g, table[g][PUBLISHED]) for g in games]])
+        published = published_hns(games)
         taus = np.linspace(min(0.0, float(hns.min())), max(2.0, float(hns.max()), float(published.max())), 201)
         boot = report["bootstrap"]
         profile, ci = performance_profile(hns, taus, reps=boot["profile_reps"], seed=boot["seed"])
