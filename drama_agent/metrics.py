@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
+import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from drama_agent.atomic import atomic_write_text
+from drama_agent.atomic import atomic_write_text, write_error
 
 HEADER = ["step", "name", "value"]
+MIN_FREE_BYTES = 1_000_000
+"""Below this much free disk space `log` refuses to write (a full disk, one clear line)."""
 
 
 class MetricsLogger:
@@ -44,17 +49,27 @@ class MetricsLogger:
             atomic_write_text(self.path, out.getvalue())
 
     def log(self, step: int, values: Mapping[str, float | torch.Tensor]) -> None:
-        with open(self.path, "a", newline="") as f:
-            writer = csv.writer(f)
-            for name, value in values.items():
-                number = float(value.item() if isinstance(value, torch.Tensor) else value)
-                writer.writerow([step, name, repr(number)])
-                if self._tb is not None:
-                    self._tb.add_scalar(name, number, step)
+        """Append one row per value; a full disk raises `WriteError` (one line) before anything is written."""
+        try:
+            # TensorBoard writes from a background thread, where a full disk prints a traceback: check first.
+            if shutil.disk_usage(self.path.parent).free < MIN_FREE_BYTES:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            with open(self.path, "a", newline="") as f:
+                writer = csv.writer(f)
+                for name, value in values.items():
+                    number = float(value.item() if isinstance(value, torch.Tensor) else value)
+                    writer.writerow([step, name, repr(number)])
+                    if self._tb is not None:
+                        self._tb.add_scalar(name, number, step)
+        except OSError as err:
+            raise write_error(self.path, err) from err
 
     def close(self) -> None:
         if self._tb is not None:
-            self._tb.close()
+            try:
+                self._tb.close()
+            except OSError as err:
+                raise write_error(self.path.parent / "tb", err) from err
 
 
 def _rows(text: str) -> list[tuple[int, str, str]]:

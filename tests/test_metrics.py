@@ -7,6 +7,9 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+from drama_agent.atomic import WriteError
 from drama_agent.metrics import MetricsLogger, read_metrics
 
 ROWS = [(step, name, repr(step / 7 + len(name))) for step in range(1, 31) for name in ("loss", "return")]
@@ -63,3 +66,17 @@ def test_a_kill_during_the_resume_truncation_leaves_a_resumable_run(tmp_path):
     logger = MetricsLogger(tmp_path, tensorboard=False)  # the next resume works and gives the right rows
     logger.truncate_after(12)
     assert read_metrics(tmp_path) == [row for row in ROWS if row[0] <= 12]
+
+
+def test_a_full_disk_gives_one_line_and_no_traceback_from_tensorboard(small_disk, capfd):
+    disk = small_disk("2m")
+    logger = MetricsLogger(disk)
+    logger.log(1, {"loss": 0.5})
+    with open(disk / "filler", "wb") as f, pytest.raises(OSError, match="No space left"):
+        f.write(b"x" * 3_000_000)  # fill the disk
+    with pytest.raises(WriteError) as err:
+        logger.log(2, {"loss": 0.25})
+    assert str(err.value).startswith(f"could not write {disk / 'metrics.csv'}: No space left on device (")
+    logger.close()
+    assert read_metrics(disk) == [(1, "loss", "0.5")]
+    assert "Traceback" not in capfd.readouterr().err
