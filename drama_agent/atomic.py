@@ -91,3 +91,63 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Replace the file at `path` by `text` (UTF-8, line endings as given) atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8", newline="")
+
+
+@contextmanager
+def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder to fill; on a clean exit it takes the place of `folder`.
+
+    Entries of the old `folder` that the block did not write (an eval.json, a GIF) are carried over as
+    hard links (copies where links are impossible). The swap is two renames (`folder` -> `<folder>.old`,
+    temporary -> `folder`), so a reader sees the old set of files or the new one, never a mix; a kill
+    between the renames leaves `<folder>.old`, which the next call puts back before it starts. Errors
+    are handled as in `atomic_path`, leaving `folder` as it was.
+    """
+    folder = Path(folder)
+    tmp, old = temp_path(folder), folder.with_name(folder.name + ".old")
+    _put_back(old, folder)  # a previous swap may have been killed between its two renames
+    for stale in (tmp, old):
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        yield tmp
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if not (tmp / entry.name).exists():
+                    _carry_over(entry, tmp / entry.name)
+        for path in sorted(tmp.rglob("*")):
+            if path.is_file():
+                fsync_file(path)
+        fsync_dir(tmp)
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        fsync_dir(folder.parent)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _put_back(old, folder)
+        raise write_error(folder, err) from err
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _put_back(old, folder)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _put_back(old: Path, folder: Path) -> None:
+    if old.is_dir() and not folder.exists():
+        os.replace(old, folder)
+
+
+def _carry_over(source: Path, target: Path) -> None:
+    if source.is_dir():
+        shutil.copytree(source, target, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(source, target)
+
+
+def _link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
