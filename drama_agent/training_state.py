@@ -103,14 +103,16 @@ def check_state(state: Any, source: str) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise StateFileError(f"{source} has an impossible counter: {name} = {value!r} (must be an int >= 0)")
     env_steps, updates = counters["env_steps"], counters["updates"]
-    for name in ("updates", "episodes", "episode_length"):
-        if counters[name] > env_steps:
-            raise StateFileError(
-                f"{source} has impossible counters: {name} = {counters[name]} > env_steps = {env_steps}"
-            )
-    added = _field(state, "replay", "total_added", env_steps)
-    if added != env_steps:
-        raise StateFileError(f"{source} has counters that disagree: {added} replay steps but env_steps = {env_steps}")
+    # env_steps counts from the last restart (learn(reset_num_timesteps=True)); the replay counts every step.
+    total = _field(state, "replay", "total_added", env_steps)
+    for name, value, bound, bound_name in (
+        ("env_steps", env_steps, total, "the replay's total_added"),
+        ("episode_length", counters["episode_length"], env_steps, "env_steps"),
+        ("episodes", counters["episodes"], total, "the replay's total_added"),
+        ("updates", updates, total, "the replay's total_added"),
+    ):
+        if value > bound:
+            raise StateFileError(f"{source} has counters that disagree: {name} = {value} > {bound_name} = {bound}")
     for optim_key, schedule_key in _OPTIMIZERS:
         schedule_steps = _field(state, schedule_key, "last_epoch", updates)
         if schedule_steps != updates:
