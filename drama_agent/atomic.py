@@ -9,6 +9,7 @@ and raises `WriteError`, whose message is one line naming the path and the free 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,16 @@ def write_error(path: Path, err: OSError) -> WriteError:
     error = WriteError(f"could not write {path}: {reason} ({free_space(path.parent)} free there)")
     error.errno = err.errno
     return error
+
+
+def os_error(err: Exception) -> OSError:
+    """The `OSError` inside a library's I/O error text ('... (os error 28)', as safetensors reports a full
+    disk), or an OSError carrying that text, so that `atomic_path` reports it as a `WriteError`."""
+    found = re.search(r"os error (\d+)", str(err))
+    if found is None:
+        return OSError(str(err))
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code))
 
 
 def fsync_file(path: Path) -> None:
@@ -103,7 +114,9 @@ def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
     between the renames leaves `<folder>.old`, which the next call puts back before it starts. Errors
     are handled as in `atomic_path`, leaving `folder` as it was.
     """
-    folder = Path(folder)
+    folder = Path(folder).absolute()
+    if Path.cwd().is_relative_to(folder):
+        raise ValueError(f"{folder} holds the working directory; write into a folder of its own")
     tmp, old = temp_path(folder), folder.with_name(folder.name + ".old")
     _put_back(old, folder)  # a previous swap may have been killed between its two renames
     for stale in (tmp, old):

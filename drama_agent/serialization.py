@@ -15,7 +15,6 @@ import errno
 import hashlib
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from drama_agent.atomic import atomic_path, temp_path
+from drama_agent.atomic import atomic_path, os_error, temp_path
 
 _META_KEY = "drama_state"
 _DIGEST_KEY = "drama_state_sha256"
@@ -127,18 +126,9 @@ def save_state(state: Any, path: str | os.PathLike, previous: str | os.PathLike 
         try:
             save_file(tensors, str(tmp), metadata=metadata)
         except SafetensorError as err:
-            raise _os_error(err) from err
+            raise os_error(err) from err
         if previous is not None and path.exists():
             _keep_previous(path, Path(previous))
-
-
-def _os_error(err: SafetensorError) -> OSError:
-    """The `OSError` inside a safetensors I/O error ('... (os error 28)'), or a plain one with its text."""
-    found = re.search(r"os error (\d+)", str(err))
-    if found is None:
-        return OSError(str(err))
-    code = int(found.group(1))
-    return OSError(code, os.strerror(code))
 
 
 def _keep_previous(path: Path, previous: Path) -> None:

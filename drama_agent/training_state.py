@@ -168,10 +168,11 @@ def check_fits(
 
 
 def _check_config(saved: Any, cfg: DramaConfig, source: str) -> None:
-    if not isinstance(saved, dict):
-        raise ValueError(f"{source} has no configuration")
+    try:
+        there = dict(_leaves(DramaConfig.from_dict(saved).to_dict()))
+    except (TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"{source} has no valid configuration: {err}") from None
     here = dict(_leaves(cfg.to_dict()))
-    there = dict(_leaves(saved))
     differ = [name for name in sorted(here.keys() | there.keys()) if here.get(name) != there.get(name)]
     if differ:
         shown = "; ".join(f"{n.replace('/', '.')}: {there.get(n)!r} saved, {here.get(n)!r} here" for n in differ[:5])
