@@ -12,6 +12,7 @@ from typing import Any
 import gymnasium as gym
 
 _PLAIN = (bool, int, float, str, type(None))
+_CACHES = {"_cached_spec"}  # Gymnasium's wrappers cache their EnvSpec here: derived, not state
 
 
 def _layers(env: gym.Env) -> list[gym.Env]:
@@ -25,7 +26,7 @@ def get_env_state(env: gym.Env) -> list[dict[str, Any]]:
     """One dict per wrapper layer, outermost first."""
     states = []
     for layer in _layers(env):
-        attrs = {k: v for k, v in vars(layer).items() if isinstance(v, _PLAIN)}
+        attrs = {k: v for k, v in vars(layer).items() if isinstance(v, _PLAIN) and k not in _CACHES}
         rng = vars(layer).get("_np_random")
         ale = vars(layer).get("ale")
         states.append(
