@@ -107,7 +107,8 @@ class DramaAgent:
         generators are kept. Pass False to continue a run (e.g. after `DramaAgent.load`). Updates run while
         `num_timesteps < cfg.train.total_steps`; later steps are the frozen protocol phase, and a warning says
         when these steps reach it. With `run_dir`, metrics go to its `metrics.csv` and TensorBoard, and the
-        full training state is saved every `cfg.train.checkpoint_every` steps, at the end and on Ctrl-C.
+        full training state is saved every `cfg.train.checkpoint_every` steps and at the end. Ctrl-C or SIGTERM
+        stops after the step in progress, saves, and raises `drama_agent.interrupts.Interrupted`.
         `callback(agent, step_result)` returning False stops early. The loop is `run_loop.run_steps`.
         """
         trainer = self.trainer
