@@ -226,3 +226,20 @@ def test_sigkill_at_random_moments_always_leaves_two_verified_states(tmp_path):
         for state in (latest, previous):
             assert torch.equal(state["data"], torch.full((1_000_000,), float(state["step"])))
     assert latest["step"] >= 4
+
+
+def test_drama_train_on_a_full_disk_exits_74_with_one_line_and_a_loadable_checkpoint(small_disk, capsys):
+    from drama_agent.cli import train
+
+    disk = small_disk("2200k")  # room for the states at steps 20 and 40 (0.7 MB each, before any update), not
+    # beside them the final one at step 45 (1.9 MB: the optimisers' moments appear with the first update)
+    args = ["--game", "Catch", "--preset", "debug", "--steps", "45", "--train.warmup_steps", "40"]
+    args += ["--train.checkpoint_every", "20", "--eval-episodes", "0", "--no-progress", "--run-dir", str(disk)]
+    assert train.main(args) == 74
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"drama-train: could not write {disk / STATE_FILE}: No space left on device (")
+    assert "Traceback" not in "\n".join(err)
+    state, path = load_training_state(disk)
+    assert path == disk / STATE_FILE and state["counters"]["env_steps"] == 40
+    assert load_state(disk / PREVIOUS_STATE_FILE)["counters"]["env_steps"] == 20
+    assert not any(p.name.endswith(".tmp") for p in disk.iterdir())
