@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from drama_agent.atomic import WriteError, atomic_folder, atomic_write_text
@@ -70,3 +73,36 @@ def test_a_full_disk_leaves_the_old_folder_and_file_and_says_so_in_one_line(smal
             write()
     assert (disk / "notes.txt").read_text() == "old"
     assert contents(folder) == {"config.json": "1"}
+
+
+KILLED_WHILE_WRITING = """
+import os, sys
+from pathlib import Path
+from drama_agent.atomic import atomic_folder
+real_replace = os.replace
+if sys.argv[2] == "between-renames":
+    def replace(src, dst):
+        real_replace(src, dst)
+        if str(dst).endswith(".old"):
+            os._exit(9)  # killed after `agent -> agent.old`, before the new folder takes its place
+    os.replace = replace
+with atomic_folder(sys.argv[1]) as tmp:
+    (tmp / "config.json").write_text("2")
+    if sys.argv[2] == "while-writing":
+        os._exit(9)
+"""
+
+
+@pytest.mark.parametrize("moment", ["while-writing", "between-renames"])
+def test_a_process_killed_while_swapping_leaves_a_usable_folder(tmp_path, moment):
+    folder = tmp_path / "agent"
+    with atomic_folder(folder) as tmp:
+        (tmp / "config.json").write_text("1")
+    proc = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING, str(folder), moment])
+    assert proc.returncode == 9
+    if moment == "while-writing":
+        assert contents(folder) == {"config.json": "1"}
+    with atomic_folder(folder) as tmp:  # the next save cleans up (and puts the old folder back first)
+        (tmp / "model.safetensors").write_text("weights 3")
+    assert contents(folder) == {"config.json": "1", "model.safetensors": "weights 3"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agent"]
