@@ -36,7 +36,10 @@ class MetricsLogger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(Path(run_dir) / "tb"))
+            try:
+                self._tb = SummaryWriter(str(Path(run_dir) / "tb"))
+            except OSError as err:
+                raise write_error(Path(run_dir) / "tb", err) from err
 
     def truncate_after(self, step: int) -> None:
         """Keep the complete rows of steps <= `step`; the file is replaced atomically, and only if that changes it."""
