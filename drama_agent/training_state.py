@@ -115,7 +115,7 @@ def check_state(state: Any, source: str) -> None:
             raise StateFileError(f"{source} has counters that disagree: {name} = {value} > {bound_name} = {bound}")
     for optim_key, schedule_key in _OPTIMIZERS:
         schedule_steps = _field(state, schedule_key, "last_epoch", updates)
-        if schedule_steps != updates:
+        if schedule_steps > updates:  # fewer is possible (a skipped update), more only mid-step
             raise StateFileError(
                 f"{source} has counters that disagree: the {schedule_key} made {schedule_steps} steps but "
                 f"updates = {updates} (saved in the middle of a training step?)"
