@@ -115,10 +115,10 @@ def check_state(state: Any, source: str) -> None:
             raise StateFileError(f"{source} has counters that disagree: {name} = {value} > {bound_name} = {bound}")
     for optim_key, schedule_key in _OPTIMIZERS:
         schedule_steps = _field(state, schedule_key, "last_epoch", updates)
-        if schedule_steps > updates:  # fewer is possible (a skipped update), more only mid-step
+        if schedule_steps > updates:  # a schedule ahead of the update count: saved in the middle of a step
             raise StateFileError(
                 f"{source} has counters that disagree: the {schedule_key} made {schedule_steps} steps but "
-                f"updates = {updates} (saved in the middle of a training step?)"
+                f"updates = {updates} (saved in the middle of a training step)"
             )
         optim = state.get(optim_key)
         if optim is not None and updates > 0 and not (isinstance(optim, dict) and optim.get("state")):
