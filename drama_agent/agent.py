@@ -13,6 +13,7 @@ import torch
 
 from drama_agent import checkpoint, dream, hub, model_card
 from drama_agent.acting import ActingState, act
+from drama_agent.atomic import atomic_folder
 from drama_agent.behavior import build_actor_critic
 from drama_agent.checks import check_env_matches, check_frames, count_parameters, eval_mode, num_actions_of
 from drama_agent.config import DramaConfig
@@ -21,12 +22,11 @@ from drama_agent.envs import make_env
 from drama_agent.randomness import RunRandomness, seeded_init
 from drama_agent.run_loop import progress, run_steps
 from drama_agent.scores import game_name, human_normalized_score
-from drama_agent.serialization import load_state, save_state
+from drama_agent.serialization import StateFileError
 from drama_agent.trainer import StepResult, Trainer
+from drama_agent.training_state import load_training_state, save_training_state
 from drama_agent.version import __version__
 from drama_agent.world_model import build_world_model
-
-STATE_FILE = "state.safetensors"
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -107,7 +107,8 @@ class DramaAgent:
         generators are kept. Pass False to continue a run (e.g. after `DramaAgent.load`). Updates run while
         `num_timesteps < cfg.train.total_steps`; later steps are the frozen protocol phase, and a warning says
         when these steps reach it. With `run_dir`, metrics go to its `metrics.csv` and TensorBoard, and the
-        full training state is saved every `cfg.train.checkpoint_every` steps, at the end and on Ctrl-C.
+        full training state is saved every `cfg.train.checkpoint_every` steps and at the end. Ctrl-C or SIGTERM
+        stops after the step in progress, saves, and raises `drama_agent.interrupts.Interrupted`.
         `callback(agent, step_result)` returning False stops early. The loop is `run_loop.run_steps`.
         """
         trainer = self.trainer
@@ -254,18 +255,25 @@ class DramaAgent:
 
     # ------------------------------------------------------------------------------ save and load
     def save(self, run_dir: str | Path) -> Path:
-        """Write the full training state to `<run_dir>/state.safetensors` atomically; returns its path."""
-        path = Path(run_dir) / STATE_FILE
+        """Write the full training state to `<run_dir>/state.safetensors` atomically; returns its path.
+
+        The state it replaces is kept as `state.prev.safetensors` (the fallback of `load`). A full disk
+        raises `drama_agent.atomic.WriteError` (an OSError, one line) and leaves both files as they were.
+        """
         state = self.trainer.state_dict()
         state["agent"] = {"env_id": self.env_id}
-        save_state(state, path)
-        return path
+        return save_training_state(state, run_dir)
 
     def save_pretrained(
         self, folder: str | Path, evaluation: dict[str, Any] | None = None, name: str | None = None
     ) -> Path:
         """Write config.json, model.safetensors and a README.md model card; `evaluation` is `evaluate`'s dict
-        plus an `episodes` count."""
+        plus an `episodes` count.
+
+        The folder is written whole into a temporary folder that then takes its place (other files already
+        in it, like an eval.json, are kept), so a reader or a kill never leaves a mix of old and new files;
+        a full disk raises `drama_agent.atomic.WriteError` and leaves the old folder as it was.
+        """
         env_id = self.env_id or "unknown"
         config = {
             "package_version": __version__,
@@ -277,7 +285,7 @@ class DramaAgent:
             "steps_trained": self.num_timesteps,
             "evaluation": evaluation,
         }
-        folder = checkpoint.write_checkpoint(folder, config, self._modules())
+        folder = Path(folder)
         card = {
             "name": name or folder.name,
             "game": game_name(env_id),
@@ -289,7 +297,9 @@ class DramaAgent:
             "limits": model_card.limits(env_id),
             "package_version": __version__,
         }
-        (folder / "README.md").write_text(model_card.model_card(card), encoding="utf-8")
+        with atomic_folder(folder) as tmp:
+            checkpoint.write_checkpoint(tmp, config, self._modules())
+            (tmp / "README.md").write_text(model_card.model_card(card), encoding="utf-8")
         return folder
 
     @classmethod
@@ -310,7 +320,7 @@ class DramaAgent:
                 f"the given environment has {env.action_space}"
             )
         agent = cls(cfg, env=env, action_space=num_actions, env_id=env_id, device=device)
-        checkpoint.load_modules(folder, agent._modules())
+        checkpoint.load_modules(folder, agent._modules(), config)
         agent.pretrained_info = config
         return agent
 
@@ -327,14 +337,21 @@ class DramaAgent:
 
     @classmethod
     def load(cls, run_dir: str | Path, env: gym.Env | None = None, device: str | torch.device = "auto") -> DramaAgent:
-        """Resume a run saved by `save`; without `env` the game is rebuilt with `make_env`."""
-        state = load_state(Path(run_dir) / STATE_FILE)
-        cfg = DramaConfig.from_dict(state["config"])
-        env_id = state["agent"]["env_id"]
+        """Resume a run saved by `save`; without `env` the game is rebuilt with `make_env`.
+
+        The state is verified first (SHA-256, finite values, counters that agree); when the latest fails, a
+        `CheckpointFallbackWarning` says why and the previous one (`state.prev.safetensors`) is loaded.
+        """
+        state, path = load_training_state(run_dir)
+        try:
+            cfg = DramaConfig.from_dict(state["config"])
+            env_id = state["agent"]["env_id"]
+        except (KeyError, TypeError, ValueError) as err:
+            raise StateFileError(f"{path} does not describe a Drama run: {err!r}") from None
         if env is None:
             if env_id is None:
                 raise ValueError("the saved run does not name its environment; pass env=")
             env = make_env(env_id, cfg.env, seed=cfg.seed)
         agent = cls(cfg, env=env, env_id=env_id, device=device)
-        agent.trainer.load_state_dict(state)
+        agent.trainer.load_state_dict(state, source=str(path))
         return agent

@@ -1,15 +1,20 @@
 """The checkpoint format: a folder with `config.json` and `model.safetensors`, written and read strictly.
 
 `config.json` holds `format_version` (folders newer than `FORMAT_VERSION` are refused), the package version,
-the agent's config, env id, action count, observation shape, action meanings, steps trained and the
-evaluation. `model.safetensors` holds the world model's and the actor-critic's state dicts (normaliser and
-EMA statistics included) under the prefixes `world_model.` and `actor_critic.`. Loading is safetensors-only
-and refuses missing, extra or mis-shaped keys. A shared folder may also hold a `README.md` model card
-(`drama_agent.model_card`) and a `rollout.gif`; `drama_agent.hub` finds, downloads and uploads folders.
+the agent's config, env id, action count, observation shape, action meanings, steps trained, the
+evaluation and the SHA-256 of `model.safetensors` (`model_sha256`, verified on load when present). The
+tensors are stored in the models' own dtypes; a folder whose floating-point weights were converted to a
+lower precision says so in `weights_dtype` (e.g. "bfloat16") and is cast up on load; any other dtype
+mismatch is refused. `model.safetensors` holds the world model's and
+the actor-critic's state dicts (normaliser and EMA statistics included) under the prefixes `world_model.`
+and `actor_critic.`. Loading is safetensors-only and refuses missing, extra or mis-shaped keys. A shared
+folder may also hold a `README.md` model card (`drama_agent.model_card`) and a `rollout.gif`;
+`drama_agent.hub` finds, downloads and uploads folders.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,6 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from drama_agent.atomic import os_error
 from drama_agent.config import DramaConfig
 
 FORMAT_VERSION = 1
@@ -46,14 +52,32 @@ def action_meanings(env: gym.Env | None) -> list[str] | None:
 
 
 def write_checkpoint(folder: str | os.PathLike, config: dict[str, Any], modules: dict[str, torch.nn.Module]) -> Path:
-    """Write `config.json` (with `format_version` added) and `model.safetensors` of `modules` into `folder`."""
+    """Write `model.safetensors` of `modules` (in their own dtypes), then `config.json` with `format_version`
+    and the file's SHA-256 (`model_sha256`), into `folder`.
+
+    Files are written in place: write into the temporary folder of `drama_agent.atomic.atomic_folder` so
+    that readers never see a mix of old and new files.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"format_version": FORMAT_VERSION, **config}
-    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     tensors = {f"{name}.{k}": v for name, module in modules.items() for k, v in module.state_dict().items()}
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(folder / "model.safetensors"))
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    try:
+        save_file(tensors, str(folder / "model.safetensors"))
+    except SafetensorError as err:
+        raise os_error(err) from err
+    config = {"format_version": FORMAT_VERSION, **config, "model_sha256": file_sha256(folder / "model.safetensors")}
+    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     return folder
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_agent_config(folder: str | os.PathLike) -> tuple[dict[str, Any], DramaConfig, int, str]:
@@ -68,11 +92,19 @@ def read_agent_config(folder: str | os.PathLike) -> tuple[dict[str, Any], DramaC
     return config, cfg, num_actions, env_id
 
 
-def load_modules(folder: str | os.PathLike, modules: dict[str, torch.nn.Module]) -> None:
-    """Load `model.safetensors` strictly into `modules` (name -> module); keys of no module are refused."""
-    tensors = load_checkpoint_tensors(folder)
+def load_modules(
+    folder: str | os.PathLike, modules: dict[str, torch.nn.Module], config: dict[str, Any] | None = None
+) -> None:
+    """Load `model.safetensors` strictly into `modules` (name -> module); keys of no module are refused.
+
+    With the folder's `config` the file is first checked against its `model_sha256`, and floating-point
+    tensors may be stored in the lower precision its `weights_dtype` names (they are cast up on load).
+    """
+    config = config or {}
+    tensors = load_checkpoint_tensors(folder, config.get("model_sha256"))
+    stored = getattr(torch, str(config.get("weights_dtype")), None)
     for name, module in modules.items():
-        strict_load(module, tensors, f"{name}.")
+        strict_load(module, tensors, f"{name}.", stored if isinstance(stored, torch.dtype) else None)
     stray = sorted(k for k in tensors if not k.startswith(tuple(f"{name}." for name in modules)))
     if stray:
         raise CheckpointFormatError(f"unexpected keys in {Path(folder) / 'model.safetensors'}: {stray[:10]}")
@@ -101,13 +133,19 @@ def read_checkpoint_config(folder: str | os.PathLike) -> dict[str, Any]:
     return config
 
 
-def load_checkpoint_tensors(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read `folder/model.safetensors` on the CPU; a missing, truncated or corrupt file raises CheckpointFormatError."""
+def load_checkpoint_tensors(folder: str | os.PathLike, sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Read `folder/model.safetensors` on the CPU; a missing, truncated or corrupt file, or one whose SHA-256
+    is not `sha256` (when given), raises CheckpointFormatError."""
     path = Path(folder) / "model.safetensors"
     if not path.is_file():
         pickles = sorted(p.name for p in Path(folder).glob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
         note = f" (found {', '.join(pickles)}: pickle files are never loaded)" if pickles else ""
         raise CheckpointFormatError(f"{path} is missing{note}")
+    if sha256 is not None and file_sha256(path) != sha256:
+        raise CheckpointFormatError(
+            f"{path} does not match the SHA-256 recorded in config.json: it was damaged or replaced after saving. "
+            "Download or copy the folder again."
+        )
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as err:
@@ -118,8 +156,11 @@ def load_checkpoint_tensors(folder: str | os.PathLike) -> dict[str, torch.Tensor
         ) from None
 
 
-def strict_load(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str = "") -> None:
-    """Load the entries of `tensors` under `prefix` into `module`, refusing missing, extra or mis-shaped keys.
+def strict_load(
+    module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str = "", stored: torch.dtype | None = None
+) -> None:
+    """Load the entries of `tensors` under `prefix` into `module`, refusing missing, extra, mis-shaped and
+    mis-typed keys; a floating-point tensor may be in the lower precision `stored` (it is cast up).
 
     Keys outside `prefix` belong to other modules and are left alone. The error names every offending key.
     """
@@ -132,6 +173,11 @@ def strict_load(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefi
         for key in set(own) & set(expected)
         if own[key].shape != expected[key].shape
     )
+    mistyped = sorted(
+        f"{prefix}{key}: checkpoint {own[key].dtype} vs model {expected[key].dtype}"
+        for key in set(own) & set(expected)
+        if own[key].dtype != expected[key].dtype and not _lower_precision(own[key], expected[key], stored)
+    )
     problems = []
     if missing:
         problems.append(f"missing keys ({len(missing)}): {_key_list([prefix + k for k in missing])}")
@@ -141,10 +187,26 @@ def strict_load(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefi
             problems.append("the '_orig_mod.' prefix comes from saving a torch.compile'd module; save the original")
     if mismatched:
         problems.append(f"shape mismatches ({len(mismatched)}): {_key_list(mismatched)}")
+    if mistyped:
+        problems.append(
+            f"dtype mismatches ({len(mistyped)}): {_key_list(mistyped)} (config.json's weights_dtype does not "
+            "declare a lower precision)"
+        )
     if problems:
         name = type(module).__name__
         raise CheckpointFormatError(f"checkpoint does not match {name} (prefix {prefix!r}): " + "; ".join(problems))
     module.load_state_dict(own, strict=True)
+
+
+def _lower_precision(value: torch.Tensor, target: torch.Tensor, stored: torch.dtype | None) -> bool:
+    """Whether `value` is a floating tensor in the declared lower precision `stored` of a wider `target`."""
+    return (
+        stored is not None
+        and stored.is_floating_point
+        and value.dtype == stored
+        and target.is_floating_point()
+        and torch.finfo(stored).bits < torch.finfo(target.dtype).bits
+    )
 
 
 def checked_folder(folder: Path, source: str) -> Path:

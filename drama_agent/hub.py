@@ -98,8 +98,8 @@ def push_to_hub(
     from huggingface_hub import HfApi
 
     folder = Path(folder)
-    read_checkpoint_config(folder)
-    load_checkpoint_tensors(folder)
+    config = read_checkpoint_config(folder)
+    load_checkpoint_tensors(folder, config.get("model_sha256"))
     org = os.environ.get("DRAMA_HUB_ORG")
     if "/" not in repo_id and org:
         repo_id = f"{org}/{repo_id}"

@@ -7,10 +7,10 @@ writes it at the end of a run (beside the greedy evaluation in the model card) a
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from drama_agent.atomic import atomic_write_text
 from drama_agent.metrics import read_metrics
 from drama_agent.scores import human_normalized_score
 
@@ -58,9 +58,7 @@ def protocol_score(
 def write_protocol(run_dir: str | Path, record: dict[str, Any]) -> Path:
     """Write `record` to `<run_dir>/protocol.json` atomically (it marks the run as finished)."""
     path = Path(run_dir) / PROTOCOL_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path
 
 

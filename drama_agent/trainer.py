@@ -29,6 +29,7 @@ from drama_agent.imagination import Rollout, imagine_rollout
 from drama_agent.optim import build_optimizer, clip_grad_norm
 from drama_agent.randomness import RunRandomness
 from drama_agent.replay import ReplayBuffer
+from drama_agent.training_state import check_fits
 from drama_agent.world_model import WorldModel
 
 
@@ -252,10 +253,11 @@ class Trainer:
             },
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        saved = DramaConfig.from_dict(state["config"])
-        if saved != self.cfg:
-            raise ValueError("the training state was saved with a different configuration")
+    def load_state_dict(self, state: dict[str, Any], source: str = "the training state") -> None:
+        """Restore `state_dict()`; a state that does not fit (another config, shapes, optimisers) is a
+        ValueError naming `source` and the first misfit, found before the models are touched."""
+        modules = {"world_model": self.world_model, "actor_critic": self.actor_critic}
+        check_fits(state, source, self.cfg, modules, {"wm_optim": self.wm_optim, "ac_optim": self.ac_optim})
         self.world_model.load_state_dict(state["world_model"])
         self.actor_critic.load_state_dict(state["actor_critic"])
         self.wm_optim.load_state_dict(state["wm_optim"])

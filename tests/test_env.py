@@ -181,3 +181,28 @@ def test_explicit_reset_seed_restarts_the_sequence() -> None:
     again = [env.reset(seed=0)[0]] + first_observations(env, 3)
     for x, y in zip(first, again, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_a_damaged_saved_state_is_refused_and_leaves_the_game_as_it_was() -> None:
+    from drama_agent.env_state import get_env_state, set_env_state
+
+    env = make_env("Breakout", CFG, seed=0)
+    env.reset()
+    for _ in range(20):
+        env.step(1)
+    saved = get_env_state(env)
+    expected = [env.step(a)[0] for a in (2, 3, 1, 2)]
+    set_env_state(env, saved)
+    emulator = len(saved) - 1
+    garbage = [{**layer} for layer in saved]
+    garbage[emulator]["ale"] = b"not an emulator state"
+    malformed = [{**layer} for layer in saved]
+    malformed[0] = {"attrs": {}}
+    for bad, message in (
+        (garbage, f"layer {emulator} .AtariEnv.: the 21 bytes of emulator state are not a state this game can"),
+        (malformed, "layer 0 .*expected a dict with 'attrs', 'np_random' and 'ale'"),
+        (saved[1:], "wrapper layers"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            set_env_state(env, bad)
+    np.testing.assert_array_equal(np.stack([env.step(a)[0] for a in (2, 3, 1, 2)]), np.stack(expected))

@@ -68,6 +68,10 @@ def test_loading_errors_say_what_is_wrong(tmp_path):
 
     weights = (folder / "model.safetensors").read_bytes()
     (folder / "model.safetensors").write_bytes(weights[: len(weights) // 3])
+    with pytest.raises(CheckpointFormatError, match="does not match the SHA-256 recorded in config.json"):
+        DramaAgent.from_pretrained(str(folder), device="cpu")
+    unhashed = {k: v for k, v in config.items() if k != "model_sha256"}  # a folder without the hash: format checks
+    (folder / "config.json").write_text(json.dumps(unhashed))
     with pytest.raises(CheckpointFormatError, match="truncated or corrupt"):
         DramaAgent.from_pretrained(str(folder), device="cpu")
 
@@ -87,6 +91,51 @@ def test_loading_errors_say_what_is_wrong(tmp_path):
 
     with pytest.raises(CheckpointNotFoundError, match="drama-train --game Pong --preset xs"):
         DramaAgent.from_pretrained("drama-xs-pong", device="cpu")
+
+
+def test_a_flipped_weight_byte_and_an_undeclared_dtype_are_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from drama_agent.checkpoint import file_sha256
+
+    agent = trained_a_little()
+    folder = agent.save_pretrained(tmp_path / "ckpt")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_sha256"] == file_sha256(folder / "model.safetensors")
+    weights = bytearray((folder / "model.safetensors").read_bytes())
+    weights[len(weights) // 2] ^= 0x01  # one bit inside the tensor data: still a readable safetensors file
+    (folder / "model.safetensors").write_bytes(bytes(weights))
+    with pytest.raises(CheckpointFormatError, match=f"{folder / 'model.safetensors'} does not match the SHA-256"):
+        DramaAgent.from_pretrained(str(folder), device="cpu")
+
+    agent.save_pretrained(folder)
+    tensors = load_file(str(folder / "model.safetensors"))
+    half = {k: v.bfloat16() if v.dtype == torch.float32 else v for k, v in tensors.items()}  # a smaller download
+    save_file(half, str(folder / "model.safetensors"))
+    config = json.loads((folder / "config.json").read_text())
+    config["model_sha256"] = file_sha256(folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointFormatError, match=r"dtype mismatches .*checkpoint torch.bfloat16 vs model torch"):
+        DramaAgent.from_pretrained(str(folder), device="cpu")
+    (folder / "config.json").write_text(json.dumps(config | {"weights_dtype": "bfloat16"}))
+    loaded = DramaAgent.from_pretrained(str(folder), device="cpu")  # declared: cast up on load
+    for key, value in loaded.world_model.state_dict().items():
+        assert value.dtype == tensors[f"world_model.{key}"].dtype
+        assert torch.equal(value, half[f"world_model.{key}"].to(value.dtype))
+
+
+def test_save_pretrained_on_a_full_disk_leaves_the_old_folder_intact(tmp_path, small_disk):
+    agent = trained_a_little()
+    size = len(agent.save_pretrained(tmp_path / "probe").joinpath("model.safetensors").read_bytes())
+    disk = small_disk(str(int(size * 1.6)))  # room for one folder, not for a second one beside it
+    folder = agent.save_pretrained(disk / "agent")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    agent.learn(2)  # new weights and step count
+    with pytest.raises(OSError, match=rf"^could not write {folder}: No space left on device \(.* free there\)$"):
+        agent.save_pretrained(folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert sorted(p.name for p in disk.iterdir()) == ["agent"]
+    assert DramaAgent.from_pretrained(str(folder), device="cpu").pretrained_info["steps_trained"] == 45
 
 
 def shipped() -> list[str]:

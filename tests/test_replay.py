@@ -312,6 +312,31 @@ def test_bad_input_raises_and_leaves_buffer_intact() -> None:
         ReplayBuffer(ReplayConfig(), (4, 4))
 
 
+def test_a_full_buffer_checks_every_field_before_overwriting_the_oldest_step() -> None:
+    buf = filled(capacity=6, n=9)  # full: the next add would overwrite step 3
+    before = snapshot(buf)
+    frame = np.full(SHAPE, 200, np.uint8)
+    for action, reward in ((2**63, 0.0), (2**70, 0.0), (0, 1e39), (0, -(10**400)), (0, np.float64("inf"))):
+        with pytest.raises(ValueError, match="action must be|reward must be"):
+            buf.add(frame, action, reward, False)
+        assert_same_state(before, snapshot(buf))
+    buf.add(frame, 2**63 - 1, -3e38, False)  # the largest action index and a reward float32 still holds
+    assert buf.actions[3].item() == 2**63 - 1 and buf.rewards[3].item() == pytest.approx(-3e38)
+
+
+def test_a_temperature_that_overflows_the_softmax_is_refused() -> None:
+    v, b = torch.tensor([1, 2, 5]), torch.tensor([0, 64, 64])
+    for call in (
+        lambda: world_model_sampling_probs(v, 1e-320),  # subnormal: -v / tau is -inf everywhere, softmax NaN
+        lambda: imagination_sampling_probs(v, b + 64, ratio=1.0, alpha=1.0, beta=1.0, tau=1e-320),  # all scores < 0
+        lambda: imagination_sampling_probs(v, b, ratio=1.0, alpha=-1e308, beta=1.0, tau=1e-3),  # +inf scores
+    ):
+        with pytest.raises(ValueError, match="probabilities non-finite: .*use a larger temperature"):
+            call()
+    for tau in (1e-300, 1e-308):  # tiny, yet the least visited start keeps a finite score: all mass on it
+        assert world_model_sampling_probs(v, tau).tolist() == [1.0, 0.0, 0.0]
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_buffer_matches_cpu() -> None:

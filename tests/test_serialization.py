@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -62,3 +63,15 @@ def test_kill_during_save_keeps_previous_file(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 9
     assert torch.equal(load_state(path)["x"], torch.full((4,), 1.0))
+
+
+def test_a_state_written_before_checksums_still_loads(tmp_path):
+    from safetensors.torch import save_file
+
+    from drama_agent.serialization import flatten_state
+
+    state = {"x": torch.arange(6.0), "steps": 3}
+    tensors, skeleton = flatten_state(state)
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata={"drama_state": json.dumps(skeleton)})
+    back = load_state(tmp_path / "old.safetensors")
+    assert torch.equal(back["x"], state["x"]) and back["steps"] == 3

@@ -1,4 +1,7 @@
-"""`drama-eval`: play a trained agent under the stated protocol and report mean ± std and human-normalised score."""
+"""`drama-eval`: play a trained agent under the stated protocol and report mean ± std and human-normalised score.
+
+Heavy modules are imported after the signal handlers are installed: Ctrl-C or SIGTERM ends it with one line.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from drama_agent.agent import STATE_FILE, DramaAgent
-from drama_agent.checkpoint import CheckpointFormatError
-from drama_agent.envs import make_env
-from drama_agent.hub import CheckpointNotFoundError
+from drama_agent.interrupts import exit_code, signals_raise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,13 +35,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        with signals_raise():
+            return _evaluate(build_parser().parse_args(argv))
+    except KeyboardInterrupt as err:
+        print(f"drama-eval: {err or 'interrupted'}", file=sys.stderr)
+        return exit_code(err)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         print("drama-eval: error: --episodes must be at least 1", file=sys.stderr)
         return 2
+    from drama_agent.agent import DramaAgent
+    from drama_agent.atomic import atomic_write_text
+    from drama_agent.checkpoint import CheckpointFormatError
+    from drama_agent.envs import make_env
+    from drama_agent.hub import CheckpointNotFoundError
+    from drama_agent.training_state import has_training_state
+
     try:
         path = Path(args.checkpoint)
-        if (path / STATE_FILE).is_file() and not (path / "config.json").is_file():
+        if has_training_state(path) and not (path / "config.json").is_file():
             agent = DramaAgent.load(path, device=args.device)
         else:
             agent = DramaAgent.from_pretrained(args.checkpoint, revision=args.revision, device=args.device)
@@ -66,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     hns = "" if result["hns"] is None else f", human-normalised {result['hns']:.3f}"
     print(f"{agent.env_id}: {result['mean']:.2f} ± {result['std']:.2f} ({result['protocol']}){hns}")
     if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2))
+        atomic_write_text(args.json, json.dumps(result, indent=2))
     return 0
 
 

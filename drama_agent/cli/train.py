@@ -1,4 +1,8 @@
-"""`drama-train`: train a Drama agent on a game, with metrics, checkpoints and a shareable folder at the end."""
+"""`drama-train`: train a Drama agent on a game, with metrics, checkpoints and a shareable folder at the end.
+
+Only light modules are imported before `main` installs its signal handlers, so that Ctrl-C or SIGTERM at
+any moment, even while PyTorch is being imported, ends the program with one line.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,19 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from drama_agent.agent import DramaAgent, resolve_device
 from drama_agent.cli.config_args import add_config_arguments, apply_config_arguments
 from drama_agent.config import PRESETS, DramaConfig
-from drama_agent.envs import make_env
-from drama_agent.model_card import preset_name
-from drama_agent.protocol import protocol_score, write_protocol
-from drama_agent.scores import game_name
-from drama_agent.trainer import NonFiniteLossError
+from drama_agent.interrupts import exit_code, signals_raise
+
+EXIT_CODES = """exit codes:
+  0    done
+  1    the training diverged (a non-finite loss); the last checkpoint is intact
+  2    bad arguments, or a run directory that cannot be resumed
+  74   a file could not be written (e.g. a full disk); the previous checkpoint is intact
+  130  stopped by Ctrl-C (SIGINT), 143 by SIGTERM; during training, after the step in progress and a save
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,9 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="drama-train",
         description="Train a Drama agent (Mamba-2 world model + actor-critic in imagination) on a game. "
         "Metrics go to RUN_DIR/metrics.csv and RUN_DIR/tb (TensorBoard); the full training state is saved to "
-        "RUN_DIR/state.safetensors periodically, at the end and on Ctrl-C; the final shareable agent is "
+        "RUN_DIR/state.safetensors (the one before it kept as state.prev.safetensors) periodically, at the end "
+        "and when stopped by Ctrl-C or SIGTERM; the final shareable agent is "
         "RUN_DIR/pretrained (load it with DramaAgent.from_pretrained or drama-eval); the paper's score (mean return of "
         "the last 5 training episodes) goes to RUN_DIR/protocol.json.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--game", help="game name: an ALE game ('Pong' or 'ALE/Pong-v5') or the built-in 'Catch'")
     parser.add_argument("--preset", default="xs", choices=sorted(PRESETS), help="model size preset (default: xs)")
@@ -46,8 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    run: dict[str, Any] = {"dir": None}
+    try:
+        with signals_raise():
+            parser = build_parser()
+            return _train(parser, parser.parse_args(argv), run)
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM outside the training steps (imports, evaluation)
+        print(f"drama-train: {err or 'interrupted'}{_resume_hint(run['dir'])}", file=sys.stderr)
+        return exit_code(err)
+
+
+def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, run: dict[str, Any]) -> int:
+    from drama_agent.agent import DramaAgent, resolve_device
+    from drama_agent.atomic import WriteError
+    from drama_agent.envs import make_env
+    from drama_agent.model_card import preset_name
+    from drama_agent.protocol import protocol_score, write_protocol
+    from drama_agent.scores import game_name
+    from drama_agent.trainer import NonFiniteLossError
+
     started = time.perf_counter()
     try:
         if args.resume is not None:
@@ -68,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"drama-train: error: {err}", file=sys.stderr)
         return 2
+    run["dir"] = run_dir
     cfg = agent.cfg
     total = cfg.train.total_steps + cfg.train.freeze_steps
     first_step = agent.num_timesteps
@@ -79,35 +108,44 @@ def main(argv: list[str] | None = None) -> int:
             log_every=args.log_every,
             reset_num_timesteps=False,
         )
-    except KeyboardInterrupt:
-        print(f"stopped; continue with: drama-train --resume {run_dir}", file=sys.stderr)
-        return 130
+        evaluation = None
+        if args.eval_episodes > 0:
+            eval_env = make_env(agent.env_id, cfg.env, seed=cfg.seed + 10_000)
+            evaluation = agent.evaluate(
+                eval_env, n_episodes=args.eval_episodes, deterministic=True, progress_bar=not args.no_progress
+            )
+            evaluation["episodes"] = args.eval_episodes
+            evaluation["protocol"] = (
+                f"{args.eval_episodes} greedy episodes after {agent.num_timesteps} agent steps, "
+                f"environment seed {cfg.seed + 10_000}"
+            )
+            print(f"evaluation over {args.eval_episodes} episodes: {evaluation['mean']:.2f} ± {evaluation['std']:.2f}")
+        name = f"drama-{preset_name(cfg)}-{game_name(agent.env_id).lower()}"
+        folder = agent.save_pretrained(Path(run_dir) / "pretrained", evaluation=evaluation, name=name)
+        print(f"shareable agent written to {folder}")
+        summary = None if evaluation is None else {k: evaluation[k] for k in ("mean", "std", "episodes", "protocol")}
+        record = protocol_score(
+            run_dir, agent.env_id, agent.num_timesteps, time.perf_counter() - started, first_step, summary
+        )
+        write_protocol(run_dir, record)
     except NonFiniteLossError as err:
         print(f"drama-train: {err}", file=sys.stderr)
         return 1
-    evaluation = None
-    if args.eval_episodes > 0:
-        eval_env = make_env(agent.env_id, cfg.env, seed=cfg.seed + 10_000)
-        evaluation = agent.evaluate(
-            eval_env, n_episodes=args.eval_episodes, deterministic=True, progress_bar=not args.no_progress
-        )
-        evaluation["episodes"] = args.eval_episodes
-        evaluation["protocol"] = (
-            f"{args.eval_episodes} greedy episodes after {agent.num_timesteps} agent steps, "
-            f"environment seed {cfg.seed + 10_000}"
-        )
-        print(f"evaluation over {args.eval_episodes} episodes: {evaluation['mean']:.2f} ± {evaluation['std']:.2f}")
-    name = f"drama-{preset_name(cfg)}-{game_name(agent.env_id).lower()}"
-    folder = agent.save_pretrained(Path(run_dir) / "pretrained", evaluation=evaluation, name=name)
-    print(f"shareable agent written to {folder}")
-    summary = None if evaluation is None else {k: evaluation[k] for k in ("mean", "std", "episodes", "protocol")}
-    record = protocol_score(
-        run_dir, agent.env_id, agent.num_timesteps, time.perf_counter() - started, first_step, summary
-    )
-    write_protocol(run_dir, record)
+    except WriteError as err:
+        print(f"drama-train: {err}", file=sys.stderr)
+        return 74
     score = "no training episode ended" if record["score"] is None else f"{record['score']:.2f}"
     print(f"protocol score ({record['protocol']}): {score}")
     return 0
+
+
+def _resume_hint(run_dir: Path | None) -> str:
+    """'; continue with: drama-train --resume DIR' when DIR holds a saved training state, else ''."""
+    if run_dir is None:
+        return ""
+    from drama_agent.training_state import has_training_state
+
+    return f"; continue with: drama-train --resume {run_dir}" if has_training_state(run_dir) else ""
 
 
 if __name__ == "__main__":

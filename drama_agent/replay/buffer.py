@@ -30,6 +30,8 @@ from drama_agent.replay.dfs import (
 
 _STATE_TENSORS = ("obs", "actions", "rewards", "terminations", "wm_counts", "imag_counts")
 _STATE_INTS = ("capacity", "size", "total_added")
+_INT64_MAX = 2**63 - 1
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 class Batch(NamedTuple):
@@ -80,18 +82,19 @@ class ReplayBuffer:
 
     def add(self, obs: np.ndarray, action: int, reward: float, termination: bool) -> None:
         """Append one step; when full, the oldest step is overwritten. Everything is checked before writing."""
-        frame = self._check_step(obs, action, reward, termination)
+        frame, action, reward = self._check_step(obs, action, reward, termination)
         slot = self.total_added % self.capacity
         self.obs[slot].copy_(frame)
-        self.actions[slot] = int(action)
-        self.rewards[slot] = float(reward)
+        self.actions[slot] = action
+        self.rewards[slot] = reward
         self.terminations[slot] = float(termination)
         self.wm_counts[slot] = 0
         self.imag_counts[slot] = 0
         self.total_added += 1
         self.size = min(self.size + 1, self.capacity)
 
-    def _check_step(self, obs: Any, action: Any, reward: Any, termination: Any) -> Tensor:
+    def _check_step(self, obs: Any, action: Any, reward: Any, termination: Any) -> tuple[Tensor, int, float]:
+        """The frame, action and reward as stored, or ValueError before anything is written."""
         if not isinstance(obs, (np.ndarray, Tensor)):
             raise ValueError(f"obs must be a uint8 numpy array of shape {self.obs_shape}, got {type(obs).__name__}")
         is_uint8 = obs.dtype == (torch.uint8 if isinstance(obs, Tensor) else np.uint8)
@@ -99,13 +102,20 @@ class ReplayBuffer:
             raise ValueError(
                 f"obs must be uint8 with shape {self.obs_shape}, got {obs.dtype} with shape {tuple(obs.shape)}"
             )
-        if not isinstance(action, Integral) or isinstance(action, (bool, np.bool_)) or action < 0:
+        if not isinstance(action, Integral) or isinstance(action, (bool, np.bool_)) or not 0 <= action <= _INT64_MAX:
             raise ValueError(f"action must be an int >= 0 (e.g. int(action)), got {action!r}")
-        if not isinstance(reward, Real) or isinstance(reward, (bool, np.bool_)) or not math.isfinite(reward):
+        if not isinstance(reward, Real) or isinstance(reward, (bool, np.bool_)):
             raise ValueError(f"reward must be a finite number, got {reward!r}")
+        try:
+            value = float(reward)
+        except OverflowError:
+            value = math.inf
+        if not abs(value) <= _FLOAT32_MAX:  # also catches NaN; the buffer stores float32
+            raise ValueError(f"reward must be a finite number within float32 range, got {reward!r}")
         if not isinstance(termination, (bool, np.bool_)):
             raise ValueError(f"termination must be a bool (terminated or life lost), got {termination!r}")
-        return torch.from_numpy(np.ascontiguousarray(obs)) if isinstance(obs, np.ndarray) else obs
+        frame = torch.from_numpy(np.ascontiguousarray(obs)) if isinstance(obs, np.ndarray) else obs
+        return frame, int(action), value
 
     # ---- sampling --------------------------------------------------------------------------
 

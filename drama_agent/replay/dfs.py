@@ -25,11 +25,22 @@ def _check_positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
+def _softmax(logits: Tensor, settings: str, counts: Tensor) -> Tensor:
+    """softmax over (N,) float64 logits; ValueError when the result is not finite (the logits overflowed)."""
+    probs = torch.softmax(logits, dim=0)
+    if not torch.isfinite(probs).all():
+        raise ValueError(
+            f"{settings} makes the DFS sampling probabilities non-finite: the scores over the temperature "
+            f"overflow float64 (visit counts up to {float(counts.max()):g}); use a larger temperature"
+        )
+    return probs
+
+
 def world_model_sampling_probs(v: Tensor, tau: float) -> Tensor:
     """p = softmax(−v / τ): the fewer world-model visits, the likelier a start. (N,) -> (N,) float64."""
     _check_counts("v", v)
     _check_positive("tau", tau)
-    return torch.softmax(-v.double() / tau, dim=0)
+    return _softmax(-v.double() / tau, f"tau={tau!r}", v)
 
 
 def imagination_sampling_probs(v: Tensor, b: Tensor, ratio: float, alpha: float, beta: float, tau: float) -> Tensor:
@@ -50,7 +61,8 @@ def imagination_sampling_probs(v: Tensor, b: Tensor, ratio: float, alpha: float,
             raise ValueError(f"{name} must be a finite number, got {value!r}")
     v, b_scaled = v.double(), b.double() / ratio
     score = v - alpha * b_scaled - beta * torch.clamp(v - b_scaled, min=0.0)
-    return torch.softmax(score / tau, dim=0)
+    settings = f"tau={tau!r} (ratio={ratio!r}, alpha={alpha!r}, beta={beta!r})"
+    return _softmax(score / tau, settings, torch.maximum(v, b_scaled))
 
 
 def uniform_sampling_probs(n: int) -> Tensor:
