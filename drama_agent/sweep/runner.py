@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drama_agent.agent import STATE_FILE
 from drama_agent.protocol import PROTOCOL_FILE, read_protocol
 from drama_agent.sweep import require
 from drama_agent.sweep.runs import STDERR_FILE, STDOUT_FILE, log_attempt, read_attempts, run_dir
+from drama_agent.training_state import has_training_state
 
 PASSED_ENV_VARS = ("PYTHONPATH",)  # taken from the driver into every task (so tasks import the same package)
 _PR_SET_PDEATHSIG = 1
@@ -69,7 +69,7 @@ def train_argv(spec: RunSpec, settings: TrainSettings) -> list[str]:
     """drama-train's arguments: resume when the run dir holds a saved state, else a fresh run into it."""
     common = ["--eval-episodes", str(settings.eval_episodes), "--log-every", str(settings.log_every)]
     common += ["--device", settings.device, "--no-progress"]
-    if (Path(spec.folder) / STATE_FILE).is_file():
+    if has_training_state(spec.folder):
         return ["--resume", spec.folder, *common]
     fresh = ["--game", spec.game, "--seed", str(spec.seed), "--preset", settings.preset, "--run-dir", spec.folder]
     if settings.steps is not None:
