@@ -223,6 +223,8 @@ class TrainConfig:
     """LaProp decoupled weight decay, p -= weight_decay * p after each step (v1: 0; Jan-2025 release: 1e-4)."""
     lr_warmup_updates: int = 1000
     """Linear learning-rate warm-up, in updates."""
+    update_every: int = 1
+    """Env steps per round of updates (world model, imagination, actor-critic); 1 = the paper's replay ratio."""
     wm_grad_clip: float = 1000.0
     """Gradient-norm clip of the world model."""
     ac_grad_clip: float = 100.0
@@ -256,7 +258,8 @@ class DramaConfig:
 
     @staticmethod
     def preset(name: str) -> DramaConfig:
-        """`xs` (the paper's agent), `s` (wider autoencoder, d_state 32) or `debug` (tiny, CPU)."""
+        """`xs` (the paper's agent), `s` (wider autoencoder, d_state 32), `cpu` (sized and scheduled for a
+        2-core CPU; see `_CPU`) or `debug` (tiny, for tests)."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
         return PRESETS[name]
@@ -331,4 +334,22 @@ _DEBUG = DramaConfig(
         bf16=False,
     ),
 )
-PRESETS: dict[str, DramaConfig] = {"xs": _XS, "s": _S, "debug": _DEBUG}
+_CPU = DramaConfig(
+    sequence=SequenceConfig(d_model=256, headdim=32, chunk_size=64),
+    world_model=WorldModelConfig(
+        encoder_channels=(8, 16, 32, 32, 32), decoder_channels=(32, 32, 16, 8), channels_last=True
+    ),
+    actor_critic=ActorCriticConfig(critic_hidden=256),
+    imagination=ImaginationConfig(batch_size=256),
+    replay=ReplayConfig(batch_size=16, seq_len=64),
+    train=TrainConfig(
+        total_steps=50_000,
+        freeze_steps=0,
+        update_every=4,
+        lr=1e-4,
+        lr_warmup_updates=250,
+        act_context=8,
+        checkpoint_every=5_000,
+    ),
+)
+PRESETS: dict[str, DramaConfig] = {"xs": _XS, "s": _S, "debug": _DEBUG, "cpu": _CPU}

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 
 from drama_agent.checkpoint import CheckpointFormatError
-from drama_agent.config import DramaConfig
+from drama_agent.config import PRESETS, DramaConfig
 from drama_agent.envs import CATCH_ID, random_policy_return
 from drama_agent.scores import game_name, score_table
 
@@ -34,8 +34,7 @@ def limits(env_id: str) -> list[str]:
 
 def preset_name(cfg: DramaConfig) -> str:
     """The preset whose world model and sequence model `cfg` uses, or "custom"."""
-    for name in ("xs", "s", "debug"):
-        preset = DramaConfig.preset(name)
+    for name, preset in PRESETS.items():
         if (preset.world_model, preset.sequence) == (cfg.world_model, cfg.sequence):
             return name
     return "custom"
