@@ -49,10 +49,11 @@ def plot_learning_curves(
     axes = figure.add_subplot()
     colors = [f"C{i}" for i in range(10)]
     for (label, (steps, returns)), color in zip(curves.items(), colors * len(curves), strict=False):
-        axes.plot(steps, returns, color=color, alpha=0.3, linewidth=0.8)
+        axes.plot(steps, returns, color=color, alpha=0.4, linewidth=0.8, marker=".", markersize=4)
         axes.plot(steps, smooth(returns, window), color=color, linewidth=2, label=f"{label} (mean of {window})")
     if random_return is not None:
         axes.axhline(random_return, color="black", linestyle="--", linewidth=1, label=f"random ({random_return:g})")
+    axes.set_xlim(left=0)
     axes.set_xlabel("env step")
     axes.set_ylabel("episode return")
     axes.set_title(title)
