@@ -41,15 +41,11 @@ PARTS = ("env", "acting", "world_model", "imagination", "actor_critic")
 CANDIDATES: dict[str, dict[str, object]] = {
     "cpu": {},
     "cpu-48": {"env.frame_size": 48},
-    "cpu-k3": {"world_model.kernel_size": 3},
-    "cpu-every1": {"train.update_every": 1, "replay.batch_size": 4, "imagination.batch_size": 64},
-    "cpu-wide": {
-        "world_model.encoder_channels": (16, 32, 48, 64, 64),
-        "world_model.decoder_channels": (64, 48, 32, 16),
-        "sequence.d_model": 512,
-        "sequence.headdim": 64,
-    },
+    "cpu-every2": {"train.update_every": 2, "replay.batch_size": 4, "imagination.batch_size": 64},
+    "cpu-every8": {"train.update_every": 8, "replay.batch_size": 16, "imagination.batch_size": 256},
+    "cpu-stride2": {"world_model.encoder_channels": (16, 32, 32, 32), "world_model.encoder_strides": (2, 2, 2, 2)},
 }
+"""Overrides of the `cpu` preset; every2/every8 keep the frames sampled per env step and change the update size."""
 
 
 def candidate_config(name: str) -> DramaConfig:
@@ -109,6 +105,7 @@ def speed(args: argparse.Namespace) -> None:
             {
                 "candidate": name,
                 "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in CANDIDATES[name].items()},
+                "config": cfg.to_dict(),
                 "frame": cfg.env.frame_size,
                 "update_every": cfg.train.update_every,
                 "wm_batch": f"{cfg.replay.batch_size}x{cfg.replay.seq_len}",

@@ -337,11 +337,11 @@ _DEBUG = DramaConfig(
 _CPU = DramaConfig(
     sequence=SequenceConfig(d_model=256, headdim=32, chunk_size=64),
     world_model=WorldModelConfig(
-        encoder_channels=(8, 16, 32, 32, 32), decoder_channels=(32, 32, 16, 8), channels_last=True
+        encoder_channels=(8, 16, 32, 32, 32), decoder_channels=(32, 32, 16, 8), kernel_size=3, channels_last=True
     ),
     actor_critic=ActorCriticConfig(critic_hidden=256),
-    imagination=ImaginationConfig(batch_size=256),
-    replay=ReplayConfig(batch_size=16, seq_len=64),
+    imagination=ImaginationConfig(batch_size=128, context=4),
+    replay=ReplayConfig(batch_size=8, seq_len=64),
     train=TrainConfig(
         total_steps=50_000,
         freeze_steps=0,
