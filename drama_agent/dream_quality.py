@@ -135,8 +135,9 @@ def dream_quality(
 
 def main(argv: list[str] | None = None) -> int:
     from drama_agent.agent import DramaAgent
+    from drama_agent.checkpoint import CheckpointFormatError
     from drama_agent.envs import make_env
-    from drama_agent.hub import CheckpointFormatError, CheckpointNotFoundError
+    from drama_agent.hub import CheckpointNotFoundError
 
     parser = argparse.ArgumentParser(prog="python -m drama_agent.dream_quality", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="a save_pretrained folder, a shipped checkpoint name or a Hub id")
