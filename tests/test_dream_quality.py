@@ -7,6 +7,7 @@ import pytest
 
 from drama_agent import DramaAgent, make_env
 from drama_agent.dream_quality import Episode, dream_error, dream_quality, record_episodes, untrained_twin, windows
+from drama_agent.model_card import parse_model_card
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +70,18 @@ def test_episodes_too_short_for_a_window_are_an_error(catch_agent) -> None:
     short = Episode(np.zeros((5, 32, 32, 3), np.uint8), np.zeros(5, np.int64))
     with pytest.raises(ValueError, match="no episode is longer than context \\+ horizon = 20 steps"):
         dream_error(catch_agent, [short], context=4, horizon=16)
+
+
+def test_card_shows_the_dream_quality_pair_passed_with_the_evaluation(catch_agent, tmp_path) -> None:
+    dream = {
+        "trained": {"mse": 0.00923, "mse_per_step": [0.01] * 16, "windows": 5},
+        "untrained": {"mse": 0.24594, "mse_per_step": [0.25] * 16, "windows": 5},
+        "protocol": "5 windows from 5 greedy episodes",
+    }
+    evaluation = {"mean": 1.0, "std": 0.0, "returns": [1.0], "episodes": 1, "hns": None, "dream_quality": dream}
+    folder = catch_agent.save_pretrained(tmp_path / "card", evaluation=evaluation)
+    _, body = parse_model_card((folder / "README.md").read_text("utf-8"))
+    assert "| this agent | 0.00923 | 5 |" in body and "| untrained, same config | 0.24594 | 5 |" in body
+    assert "Protocol: 5 windows from 5 greedy episodes." in body
+    plain = catch_agent.save_pretrained(tmp_path / "plain", evaluation=evaluation | {"dream_quality": None})
+    assert "Dream quality" not in (plain / "README.md").read_text("utf-8")
