@@ -11,9 +11,12 @@ none), so each one is a plain `drama-train` command.
 * `learn`: runs `drama-train` for each candidate, one after the other, stops it with Ctrl-C (SIGINT: the
   training state is saved) after `--budget` seconds, and draws the episode returns of all runs side by side.
 
-Writes benchmarks/results/cpu_preset_speed.{json,md} or cpu_preset.{json,md,png}. Usage:
+* `ball`: how visible Pong's ball stays at each frame size (INTER_AREA resizing, as `make_env` does).
+
+Writes benchmarks/results/cpu_preset_speed.{json,md}, cpu_preset.{json,md,png} or cpu_preset_ball.{json,md}. Usage:
     OMP_NUM_THREADS=1 python benchmarks/cpu_preset.py speed [--rounds 2 --steps 24] [--quick]
-    OMP_NUM_THREADS=2 python benchmarks/cpu_preset.py learn --budget 7200 [--candidates cpu cpu-48]
+    OMP_NUM_THREADS=2 python benchmarks/cpu_preset.py learn --budget 7200 [--candidates cpu cpu-64]
+    python benchmarks/cpu_preset.py ball
 """
 
 from __future__ import annotations
@@ -29,23 +32,26 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import torch
 
 from drama_agent import DramaAgent, DramaConfig, make_env
+from drama_agent.envs import resize_frame
 from drama_agent.metrics import read_metrics
 from drama_agent.plotting import episode_returns, plot_learning_curves
 from drama_agent.scores import random_score
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PLAYFIELD_ROWS = (34, 194)
+"""Rows of the raw 210 x 160 Pong screen between the score and the bottom border."""
 PARTS = ("env", "acting", "world_model", "imagination", "actor_critic")
 CANDIDATES: dict[str, dict[str, object]] = {
     "cpu": {},
-    "cpu-48": {"env.frame_size": 48},
+    "cpu-64": {"env.frame_size": 64},
     "cpu-every2": {"train.update_every": 2, "replay.batch_size": 4, "imagination.batch_size": 64},
-    "cpu-every8": {"train.update_every": 8, "replay.batch_size": 16, "imagination.batch_size": 256},
-    "cpu-stride2": {"world_model.encoder_channels": (16, 32, 32, 32), "world_model.encoder_strides": (2, 2, 2, 2)},
 }
-"""Overrides of the `cpu` preset; every2/every8 keep the frames sampled per env step and change the update size."""
+"""Overrides of the `cpu` preset; every2 keeps the frames sampled per env step and halves the update size."""
 
 
 def candidate_config(name: str) -> DramaConfig:
@@ -148,6 +154,51 @@ def _speed_table(meta: dict, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ball(args: argparse.Namespace) -> None:
+    """How visible Pong's ball stays after INTER_AREA resizing to each frame size, over random play."""
+    env = gym.make("ALE/Pong-v5", frameskip=4, repeat_action_probability=0.0)
+    screen, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    background, white = np.array([144.0, 72.0, 17.0]), np.array([236.0, 236.0, 236.0])
+    contrast: dict[int, list[float]] = {size: [] for size in args.sizes}
+    for _ in range(args.frames):
+        screen, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+        if terminated or truncated:
+            screen, _ = env.reset()
+        field = screen[PLAYFIELD_ROWS[0] : PLAYFIELD_ROWS[1]]  # (160, 160, 3) between the score and the border
+        pixels = np.argwhere((field == white).all(-1))
+        if len(pixels) == 0:
+            continue
+        row, col = pixels.mean(0) + (PLAYFIELD_ROWS[0], 0)
+        for size in args.sizes:
+            small = resize_frame(screen, size).astype(np.float64)
+            r, c = int(row * size / screen.shape[0]), int(col * size / screen.shape[1])
+            patch = small[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2]  # 3 x 3 around the ball
+            contrast[size].append(float(np.abs(patch - background).sum(-1).max() / np.abs(white - background).sum()))
+    rows = [
+        {
+            "frame": size,
+            "frames_with_ball": len(values),
+            "median": float(np.median(values)),
+            "p10": float(np.percentile(values, 10)),
+            "min": float(np.min(values)),
+        }
+        for size, values in contrast.items()
+    ]
+    lines = [
+        f"Pong ball after resizing ({args.frames} random-play agent steps, seed 0): the largest colour difference "
+        "from the background in the 3 x 3 pixels around the ball, as a fraction of the full ball contrast.",
+        "",
+        "| frame | frames with the ball | median | 10th percentile | minimum |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['frame']} | {r['frames_with_ball']} | {r['median']:.2f} | {r['p10']:.2f} | {r['min']:.2f} |"
+        for r in rows
+    ]
+    _write(args.results, "cpu_preset_ball", {"rows": rows}, "\n".join(lines) + "\n")
+
+
 def learn(args: argparse.Namespace) -> None:
     runs = Path(args.runs)
     results = []
@@ -158,7 +209,10 @@ def learn(args: argparse.Namespace) -> None:
         command += override_flags(name)
         print(" ".join(command), flush=True)
         start = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-m", "drama_agent.cli.train", *command[1:]])
+        process = subprocess.Popen(  # SIGINT back to default, so Python turns it into Ctrl-C even in a background job
+            [sys.executable, "-m", "drama_agent.cli.train", *command[1:]],
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         try:
             process.wait(timeout=args.budget)
         except subprocess.TimeoutExpired:
@@ -218,6 +272,10 @@ def _write(folder: Path, stem: str, data: dict, table: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="mode", required=True)
+    ball_parser = sub.add_parser("ball")
+    ball_parser.add_argument("--sizes", type=int, nargs="+", default=[64, 48])
+    ball_parser.add_argument("--frames", type=int, default=600, help="agent steps of random play")
+    ball_parser.add_argument("--results", type=Path, default=RESULTS)
     for mode in ("speed", "learn"):
         p = sub.add_parser(mode)
         p.add_argument("--game", default="Pong")
@@ -231,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     learn_parser.add_argument("--seed", type=int, default=0)
     learn_parser.add_argument("--runs", default="runs/cpu_preset", help="folder of the candidates' run directories")
     args = parser.parse_args(argv)
-    speed(args) if args.mode == "speed" else learn(args)
+    {"speed": speed, "learn": learn, "ball": ball}[args.mode](args)
 
 
 if __name__ == "__main__":
