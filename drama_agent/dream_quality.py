@@ -126,9 +126,9 @@ def dream_quality(
         "trained": asdict(trained),
         "untrained": asdict(untrained),
         "protocol": (
-            f"{trained.windows} windows from {n_episodes} greedy episodes ({sum(len(e.actions) for e in episodes)} "
-            f"steps): {context} real steps, then {horizon} dreamed steps under the real actions; mean squared "
-            "error per pixel in [0, 1]"
+            f"{trained.windows} windows from {n_episodes} greedy episode{'s' * (n_episodes != 1)} "
+            f"({sum(len(e.actions) for e in episodes)} steps): {context} real steps, then {horizon} dreamed steps "
+            "under the real actions; mean squared error per pixel in [0, 1]"
         ),
     }
 
