@@ -8,8 +8,8 @@ none), so each one is a plain `drama-train` command.
   seconds per env step (total time of the timed steps / their number) and the env steps that fit in the budget.
   Both wall-clock and the process's CPU time are recorded: on a machine shared with other jobs the CPU time
   (with one thread) is what the step would take on a core of its own; the projection uses it.
-* `learn`: runs `drama-train` for each candidate, one after the other, stops it with Ctrl-C (SIGINT: the
-  training state is saved) after `--budget` seconds, and draws the episode returns of all runs side by side.
+* `learn`: runs `drama-train` for each candidate, one after the other, stops it with SIGTERM (the training
+  state is saved) after `--budget` seconds, and draws the episode returns of all runs side by side.
 
 * `ball`: how visible Pong's ball stays at each frame size (INTER_AREA resizing, as `make_env` does).
 
@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
@@ -209,14 +208,11 @@ def learn(args: argparse.Namespace) -> None:
         command += override_flags(name)
         print(" ".join(command), flush=True)
         start = time.perf_counter()
-        process = subprocess.Popen(  # SIGINT back to default, so Python turns it into Ctrl-C even in a background job
-            [sys.executable, "-m", "drama_agent.cli.train", *command[1:]],
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
+        process = subprocess.Popen([sys.executable, "-m", "drama_agent.cli.train", *command[1:]])
         try:
             process.wait(timeout=args.budget)
         except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGINT)
+            process.terminate()  # SIGTERM: drama-train finishes its step, saves the run and exits
             process.wait()
         _, returns = episode_returns(run_dir)
         results.append(
