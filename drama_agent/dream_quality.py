@@ -42,14 +42,16 @@ class DreamError:
     windows: int
 
 
-def record_episodes(agent: DramaAgent, env: gym.Env, n_episodes: int, deterministic: bool = True) -> list[Episode]:
-    """Let `agent` play `n_episodes` full episodes of `env` and keep every observation and action."""
+def record_episodes(
+    agent: DramaAgent, env: gym.Env, n_episodes: int, deterministic: bool = True, max_steps: int = 5_000
+) -> list[Episode]:
+    """Let `agent` play `n_episodes` episodes of `env` (each cut after `max_steps`) and keep every obs and action."""
     episodes = []
     for _ in range(n_episodes):
         obs, _ = env.reset()
         agent.reset()
         frames, actions, done = [], [], False
-        while not done:
+        while not done and len(actions) < max_steps:
             action = agent.act(obs, deterministic=deterministic)
             frames.append(obs)
             actions.append(action)

@@ -85,3 +85,9 @@ def test_card_shows_the_dream_quality_pair_passed_with_the_evaluation(catch_agen
     assert "Protocol: 5 windows from 5 greedy episodes." in body
     plain = catch_agent.save_pretrained(tmp_path / "plain", evaluation=evaluation | {"dream_quality": None})
     assert "Dream quality" not in (plain / "README.md").read_text("utf-8")
+
+
+def test_recorded_episodes_are_cut_at_max_steps(catch_agent) -> None:
+    env = make_env("Catch", catch_agent.cfg.env, seed=30_002)
+    full, cut = record_episodes(catch_agent, env, 1)[0], record_episodes(catch_agent, env, 1, max_steps=10)[0]
+    assert len(full.actions) > 10 and len(cut.actions) == len(cut.obs) == 10
