@@ -223,6 +223,8 @@ class TrainConfig:
     """LaProp decoupled weight decay, p -= weight_decay * p after each step (v1: 0; Jan-2025 release: 1e-4)."""
     lr_warmup_updates: int = 1000
     """Linear learning-rate warm-up, in updates."""
+    update_every: int = 1
+    """Env steps per round of updates (world model, imagination, actor-critic); 1 = the paper's replay ratio."""
     wm_grad_clip: float = 1000.0
     """Gradient-norm clip of the world model."""
     ac_grad_clip: float = 100.0
@@ -256,7 +258,8 @@ class DramaConfig:
 
     @staticmethod
     def preset(name: str) -> DramaConfig:
-        """`xs` (the paper's agent), `s` (wider autoencoder, d_state 32) or `debug` (tiny, CPU)."""
+        """`xs` (the paper's agent), `s` (wider autoencoder, d_state 32), `cpu` (sized and scheduled for a
+        2-core CPU; see `_CPU`) or `debug` (tiny, for tests)."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
         return PRESETS[name]
@@ -331,4 +334,42 @@ _DEBUG = DramaConfig(
         bf16=False,
     ),
 )
-PRESETS: dict[str, DramaConfig] = {"xs": _XS, "s": _S, "debug": _DEBUG}
+# `cpu`: Drama sized and scheduled for a 2-core CPU, chosen by measurement (benchmarks/README.md, "A schedule
+# for two CPU cores"). Against `xs`:
+#   env.frame_size 48            the autoencoder's cost falls ~1.8x; Pong's ball keeps ~0.6x of its 64-pixel contrast
+#   world_model.encoder_*        4 stride-2 layers of (16, 32, 32, 32): no convolution at full resolution
+#   world_model.decoder_channels (32, 32, 16, 8), kernel_size 3: a quarter of xs's widths, 3x3 kernels
+#   world_model.channels_last    faster convolutions on CPU, same results
+#   sequence d_model 256, headdim 32, chunk_size 64: half the width, chunks as long as the training windows
+#   actor_critic.critic_hidden   256 (as the actor)
+#   replay 8 x 64 windows and imagination 128 x (4 + 16) every train.update_every = 4 env steps:
+#                                128 world-model frames and 32 imagined rollouts per env step (xs: 2048 and 1024)
+#   train.total_steps 20_000     what ~2 h allow at the measured 0.33 CPU-s per env step (one thread, float32)
+#   train.freeze_steps 0         no frozen tail: the whole budget learns
+#   train.lr 1e-4, lr_warmup_updates 250: fewer, larger-stride updates than xs (not tuned by measurement)
+#   train.act_context 8          half the acting window (acting re-encodes it every step)
+#   train.checkpoint_every 5_000
+_CPU = DramaConfig(
+    env=EnvConfig(frame_size=48),
+    sequence=SequenceConfig(d_model=256, headdim=32, chunk_size=64),
+    world_model=WorldModelConfig(
+        encoder_channels=(16, 32, 32, 32),
+        encoder_strides=(2, 2, 2, 2),
+        decoder_channels=(32, 32, 16, 8),
+        kernel_size=3,
+        channels_last=True,
+    ),
+    actor_critic=ActorCriticConfig(critic_hidden=256),
+    imagination=ImaginationConfig(batch_size=128, context=4),
+    replay=ReplayConfig(batch_size=8, seq_len=64),
+    train=TrainConfig(
+        total_steps=20_000,
+        freeze_steps=0,
+        update_every=4,
+        lr=1e-4,
+        lr_warmup_updates=250,
+        act_context=8,
+        checkpoint_every=5_000,
+    ),
+)
+PRESETS: dict[str, DramaConfig] = {"xs": _XS, "s": _S, "debug": _DEBUG, "cpu": _CPU}

@@ -40,6 +40,15 @@ def shipped_checkpoints_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "checkpoints"
 
 
+def shipped_for_game(game: str) -> list[str]:
+    """Names of the shipped checkpoints `drama-<preset>-<game>` for one game (`game` as in the name, e.g. 'pong')."""
+    root = shipped_checkpoints_dir()
+    if not root.is_dir():
+        return []
+    names = [p.name for p in root.iterdir() if p.is_dir()]
+    return sorted(n for n in names if (m := _DRAMA_NAME.match(n)) and m["game"].lower() == game.lower())
+
+
 def resolve_checkpoint(
     name_or_path: str,
     revision: str | None = None,
@@ -174,6 +183,12 @@ def _not_found_message(name: str, tried: list[str]) -> str:
     match = _DRAMA_NAME.match(Path(name).name)
     if match:
         game = "".join(part.capitalize() for part in match["game"].split("-"))
+        same_game = shipped_for_game(match["game"])
+        lines.append(
+            f"Shipped checkpoints for {game}: {', '.join(same_game)}."
+            if same_game
+            else f"No checkpoint for {game} is shipped."
+        )
         lines.append(
             f"It is not available here: train it with `drama-train --game {game} --preset {match['preset'].lower()}` "
             "(--game takes the ALE game name), then pass the folder it saves with save_pretrained to from_pretrained, "

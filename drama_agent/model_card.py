@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 
 from drama_agent.checkpoint import CheckpointFormatError
-from drama_agent.config import DramaConfig
+from drama_agent.config import PRESETS, DramaConfig
 from drama_agent.envs import CATCH_ID, random_policy_return
 from drama_agent.scores import game_name, score_table
 
@@ -34,8 +34,7 @@ def limits(env_id: str) -> list[str]:
 
 def preset_name(cfg: DramaConfig) -> str:
     """The preset whose world model and sequence model `cfg` uses, or "custom"."""
-    for name in ("xs", "s", "debug"):
-        preset = DramaConfig.preset(name)
+    for name, preset in PRESETS.items():
         if (preset.world_model, preset.sequence) == (cfg.world_model, cfg.sequence):
             return name
     return "custom"
@@ -129,6 +128,7 @@ def _card_body(meta: dict[str, Any]) -> str:
             f"Undiscounted return of {evaluation['episodes']} evaluation episodes, reported as mean ± standard "
             f"deviation. Protocol: {evaluation.get('protocol') or 'not recorded with this checkpoint.'}",
         ]
+        lines += _dream_quality_lines(evaluation.get("dream_quality"))
     lines += [
         "",
         "## Training",
@@ -160,3 +160,20 @@ def _card_body(meta: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _dream_quality_lines(dream: dict[str, Any] | None) -> list[str]:
+    """The card's dream-quality section from `drama_agent.dream_quality.dream_quality`'s dict (none if absent)."""
+    if dream is None:
+        return []
+    return [
+        "",
+        "## Dream quality",
+        "",
+        "| model | mean squared pixel error of 16-step open-loop dreams | windows |",
+        "|---|---|---|",
+        f"| this agent | {dream['trained']['mse']:.5f} | {dream['trained']['windows']} |",
+        f"| untrained, same config | {dream['untrained']['mse']:.5f} | {dream['untrained']['windows']} |",
+        "",
+        f"Protocol: {dream['protocol']}.",
+    ]

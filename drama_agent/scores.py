@@ -26,3 +26,13 @@ def human_normalized_score(game: str, score: float) -> float | None:
     if row is None:
         return None
     return (score - row["Random"]) / (row["Human"] - row["Random"])
+
+
+def random_score(game: str) -> float | None:
+    """The random policy's return: the table's Random column for the Atari100k games, the exact value for Catch."""
+    from drama_agent.envs import random_policy_return
+
+    if game_name(game) == "Catch":
+        return random_policy_return()
+    row = score_table().get(game_name(game))
+    return None if row is None else row["Random"]

@@ -1,5 +1,7 @@
 """One `Trainer.step()` = one env step plus the scheduled updates (docs/algorithm.md §Training loop and acting).
 
+Updates run on every `cfg.train.update_every`-th env step once the buffer is warm (1: every step, the paper).
+
 `state_dict()` holds everything a run needs to resume exactly: models, optimisers and schedules,
 the replay buffer with its DFS counters, the run's generators (`RunRandomness`) and the environment's
 state, step counters, the acting context, normaliser and EMA state (inside the actor-critic's state dict).
@@ -133,7 +135,7 @@ class Trainer:
             self.acting = ActingState()
             next_obs, _ = self.env.reset()
         self.obs = next_obs
-        if self.learning:
+        if self.learning and self.env_steps % self.cfg.train.update_every == 0:
             with self._section("world_model"):
                 result.metrics.update(self.update_world_model())
             with self._section("imagination"):

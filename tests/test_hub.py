@@ -334,8 +334,14 @@ def test_nothing_resolves_lists_each_place_tried_and_how_to_train_it(tmp_path, m
         f"  2. shipped checkpoint {tmp_path / 'shipped' / 'drama-xs-pong'}: not there (shipped: drama-debug-catch)"
     )
     assert lines[3].startswith("  3. Hugging Face Hub: not asked, a bare name needs an organisation: set DRAMA_HUB_ORG")
-    assert "train it with `drama-train --game Pong --preset xs`" in lines[4]
-    assert isinstance(info.value, FileNotFoundError) and len(lines) == 5
+    assert lines[4] == "No checkpoint for Pong is shipped."
+    assert "train it with `drama-train --game Pong --preset xs`" in lines[5]
+    assert isinstance(info.value, FileNotFoundError) and len(lines) == 6
+    make_checkpoint(tmp_path / "shipped" / "drama-cpu-pong", seed=8)
+    make_checkpoint(tmp_path / "shipped" / "drama-debug-pong", seed=9)
+    with pytest.raises(CheckpointNotFoundError) as info:
+        resolve_checkpoint("drama-xs-pong")
+    assert str(info.value).splitlines()[4] == "Shipped checkpoints for Pong: drama-cpu-pong, drama-debug-pong."
     with pytest.raises(CheckpointNotFoundError, match="drama-train --game MsPacman --preset s`"):
         resolve_checkpoint("drama-s-ms-pacman")
 

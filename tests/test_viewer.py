@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -18,7 +19,7 @@ from drama_agent import DramaAgent, DramaConfig, make_env  # noqa: E402
 from viewer import record_rollout  # noqa: E402
 from viewer.app import ViewerApp  # noqa: E402
 from viewer.controls import action_names, human_action  # noqa: E402
-from viewer.main import main  # noqa: E402
+from viewer.main import load, main, parse_args  # noqa: E402
 from viewer.panels import PANEL_BG, Composer, Layout, heat_map  # noqa: E402
 from viewer.session import Session  # noqa: E402
 
@@ -299,3 +300,23 @@ def test_checkpoint_for_another_game_exits_2(tmp_path: Path, capsys: pytest.Capt
     err = capsys.readouterr().err
     assert "trained on drama_agent/Catch-v0 (3 actions)" in err and "ALE/Pong-v5 (6 actions)" in err
     assert "Traceback" not in err
+
+
+def test_default_checkpoint_is_the_first_shipped_of_xs_cpu_s_debug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRAMA_CHECKPOINTS_DIR", str(tmp_path))
+    monkeypatch.delenv("DRAMA_HUB_ORG", raising=False)
+    agents = {}
+    for seed, preset in enumerate(("debug", "s", "cpu", "xs"), start=1):
+        cfg = CFG.replace_path("seed", seed)  # distinct weights per folder, same (small) model
+        agents[preset] = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
+        agents[preset].save_pretrained(tmp_path / f"drama-{preset}-catch")
+    args = parse_args(["--game", "Catch", "--headless", "--device", "cpu"])
+    for preset in ("xs", "cpu", "s", "debug"):
+        agent, _, title = load(args)
+        assert title == f"Catch   drama-{preset}-catch"
+        expected = agents[preset].world_model.state_dict()
+        for name, tensor in agent.world_model.state_dict().items():
+            torch.testing.assert_close(tensor, expected[name], rtol=0, atol=0)
+        shutil.rmtree(tmp_path / f"drama-{preset}-catch")

@@ -1,6 +1,6 @@
 """`drama-view`: watch a Drama agent play a game beside its world model's dream of it.
 
-    drama-view --game Breakout                       # drama-xs-breakout (or -s-, -debug-), via from_pretrained
+    drama-view --game Breakout                       # drama-xs-breakout (or -cpu-, -s-, -debug-), via from_pretrained
     drama-view --game Catch --untrained --preset debug
     drama-view --game Pong --checkpoint runs/pong --record pong.gif --frames 300 --headless
 
@@ -19,9 +19,12 @@ import gymnasium as gym
 
 from drama_agent import DramaAgent, DramaConfig, make_env
 from drama_agent.checkpoint import CheckpointFormatError
-from drama_agent.config import EnvConfig
+from drama_agent.config import PRESETS, EnvConfig
 from drama_agent.hub import CheckpointNotFoundError
 from drama_agent.scores import game_name
+
+DEFAULT_ORDER = ("xs", "cpu", "s", "debug")
+"""Presets tried, in order, for `drama-<preset>-<game>` when no --checkpoint is given."""
 
 
 class ViewerError(Exception):
@@ -41,11 +44,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source.add_argument(
         "--checkpoint",
         default=None,
-        help="checkpoint folder, shipped name or Hub id (default: the first of drama-xs-<game>, drama-s-<game>, "
-        "drama-debug-<game> that resolves)",
+        help="checkpoint folder, shipped name or Hub id (default: the first of drama-xs-<game>, drama-cpu-<game>, "
+        "drama-s-<game>, drama-debug-<game> that resolves)",
     )
     source.add_argument("--untrained", action="store_true", help="show a freshly initialised agent")
-    p.add_argument("--preset", choices=["debug", "xs", "s"], default="xs", help="model size for --untrained")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="xs", help="model size for --untrained")
     p.add_argument("--horizon", type=_positive, default=16, help="frames between re-syncs of the dream")
     p.add_argument("--fps", type=float, default=30.0, help="frames per second (0: as fast as possible)")
     p.add_argument("--record", default=None, help="write the composed frames to this GIF (recording starts at once)")
@@ -84,7 +87,7 @@ def load(args: argparse.Namespace) -> tuple[DramaAgent, gym.Env, str]:
     env_id, num_actions = probe.spec.id, int(probe.action_space.n)
     probe.close()
     game = game_name(env_id).lower()
-    names = [args.checkpoint] if args.checkpoint else [f"drama-{preset}-{game}" for preset in ("xs", "s", "debug")]
+    names = [args.checkpoint] if args.checkpoint else [f"drama-{preset}-{game}" for preset in DEFAULT_ORDER]
     agent, missing = None, []
     for name in names:
         try:

@@ -1,0 +1,46 @@
+"""The `cpu` preset and `train.update_every`: updates on every k-th env step, the method unchanged."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from drama_agent import DramaAgent, DramaConfig, make_env
+from drama_agent.cli.train import build_parser
+
+
+def test_updates_run_on_every_kth_step_after_warmup() -> None:
+    cfg = DramaConfig.preset("debug").replace_path("train.update_every", 3)
+    trainer = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu").trainer
+    updated = [trainer.env_steps for _ in range(100) if trainer.step().metrics]
+    warm = cfg.train.warmup_steps  # the buffer holds s steps after step s; updates need more than `warm`
+    assert updated == [s for s in range(warm + 1, 101) if s % 3 == 0]
+    assert trainer.updates == len(updated) == 12
+
+
+def test_update_every_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="config field train.update_every: must be >= 1, got 0"):
+        DramaConfig.preset("debug").replace_path("train.update_every", 0)
+
+
+def test_cpu_preset_keeps_the_method_and_round_trips() -> None:
+    cpu, xs = DramaConfig.preset("cpu"), DramaConfig.preset("xs")
+    assert DramaConfig.from_dict(cpu.to_dict()) == cpu
+    assert cpu.sequence.backbone == "mamba2" and cpu.replay.sampler == "dfs"
+    same = ("free_bits", "dyn_scale", "rep_scale", "stoch", "classes", "unimix", "reward_bins")
+    assert all(getattr(cpu.world_model, f) == getattr(xs.world_model, f) for f in same)
+    assert dataclasses.replace(cpu.actor_critic, critic_hidden=xs.actor_critic.critic_hidden) == xs.actor_critic
+    assert dataclasses.replace(cpu.env, frame_size=xs.env.frame_size) == xs.env and cpu.env.frame_size == 48
+    assert cpu.imagination.horizon == xs.imagination.horizon
+    assert cpu.train.update_every > 1 and xs.train.update_every == 1
+    assert build_parser().parse_args(["--game", "Pong", "--preset", "cpu"]).preset == "cpu"
+
+
+def test_cpu_preset_agent_on_pong_has_fewer_parameters_than_xs() -> None:
+    counts = {}
+    for name in ("cpu", "xs"):
+        cfg = DramaConfig.preset(name)
+        agent = DramaAgent(cfg, env=make_env("Pong", cfg.env, seed=0), device="cpu")
+        counts[name] = sum(agent.parameter_counts()[k] for k in ("world_model", "actor", "critic"))
+    assert counts["cpu"] < 0.5 * counts["xs"]

@@ -1,0 +1,93 @@
+"""Dream quality: open-loop dream error against real frames, aligned as documented, lower for a trained agent."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drama_agent import DramaAgent, make_env
+from drama_agent.dream_quality import Episode, dream_error, dream_quality, record_episodes, untrained_twin, windows
+from drama_agent.model_card import parse_model_card
+
+
+@pytest.fixture(scope="module")
+def catch_agent() -> DramaAgent:
+    return DramaAgent.from_pretrained("drama-debug-catch", device="cpu", local_files_only=True)
+
+
+def test_windows_stay_inside_episodes_and_do_not_overlap() -> None:
+    episodes = [Episode(np.zeros((n, 8, 8, 3), np.uint8), np.zeros(n, np.int64)) for n in (25, 9, 10, 31)]
+    assert windows(episodes, 4, 6, max_windows=100) == [(0, 0), (0, 10), (2, 0), (3, 0), (3, 10), (3, 20)]
+    assert windows(episodes, 4, 6, max_windows=3) == [(0, 0), (2, 0), (3, 20)]  # first, middle, last
+
+
+def test_error_is_the_squared_difference_of_imagine_frames_and_the_next_real_frames(catch_agent) -> None:
+    env = make_env("Catch", catch_agent.cfg.env, seed=30_000)
+    episode = record_episodes(catch_agent, env, 1)[0]
+    context, horizon = 4, 16
+    result = dream_error(catch_agent, [episode], context, horizon, max_windows=1, seed=5)
+    dream = catch_agent.imagine(
+        episode.obs[:context],
+        episode.actions[:context],
+        horizon,
+        actions=episode.actions[context : context + horizon],
+        seed=5,
+    ).frames[0]
+    real = episode.obs[context : context + horizon]
+    reference = ((dream / 255.0 - real / 255.0) ** 2).mean(axis=(1, 2, 3))  # (H,)
+    assert result.windows == 1
+    np.testing.assert_allclose(result.mse_per_step, reference, rtol=1e-12)
+    assert result.mse == pytest.approx(reference.mean(), rel=1e-12)
+
+
+def test_a_perfect_dream_scores_zero(catch_agent, monkeypatch) -> None:
+    episode = record_episodes(catch_agent, make_env("Catch", catch_agent.cfg.env, seed=30_001), 1)[0]
+    real_frames = episode.obs
+
+    class Perfect:
+        frames: np.ndarray
+
+    def oracle(obs, acts, horizon, actions, seed):  # the real continuation of the (single) window
+        dream = Perfect()
+        dream.frames = real_frames[None, len(acts[0]) : len(acts[0]) + horizon]
+        return dream
+
+    monkeypatch.setattr(catch_agent, "imagine", oracle)
+    result = dream_error(catch_agent, [episode], context=4, horizon=16, max_windows=1)
+    assert result.mse == 0.0 and result.mse_per_step == [0.0] * 16
+
+
+def test_trained_catch_agent_dreams_better_than_an_untrained_twin(catch_agent) -> None:
+    result = dream_quality(catch_agent, make_env("Catch", catch_agent.cfg.env, seed=20_000), n_episodes=4)
+    trained, untrained = result["trained"]["mse"], result["untrained"]["mse"]
+    assert result["trained"]["windows"] == result["untrained"]["windows"] == 4
+    assert trained < 0.1 * untrained  # measured: 0.009 against 0.25
+    twin = untrained_twin(catch_agent)
+    assert twin.cfg == catch_agent.cfg and twin.num_actions == catch_agent.num_actions
+
+
+def test_episodes_too_short_for_a_window_are_an_error(catch_agent) -> None:
+    short = Episode(np.zeros((5, 32, 32, 3), np.uint8), np.zeros(5, np.int64))
+    with pytest.raises(ValueError, match="no episode is longer than context \\+ horizon = 20 steps"):
+        dream_error(catch_agent, [short], context=4, horizon=16)
+
+
+def test_card_shows_the_dream_quality_pair_passed_with_the_evaluation(catch_agent, tmp_path) -> None:
+    dream = {
+        "trained": {"mse": 0.00923, "mse_per_step": [0.01] * 16, "windows": 5},
+        "untrained": {"mse": 0.24594, "mse_per_step": [0.25] * 16, "windows": 5},
+        "protocol": "5 windows from 5 greedy episodes",
+    }
+    evaluation = {"mean": 1.0, "std": 0.0, "returns": [1.0], "episodes": 1, "hns": None, "dream_quality": dream}
+    folder = catch_agent.save_pretrained(tmp_path / "card", evaluation=evaluation)
+    _, body = parse_model_card((folder / "README.md").read_text("utf-8"))
+    assert "| this agent | 0.00923 | 5 |" in body and "| untrained, same config | 0.24594 | 5 |" in body
+    assert "Protocol: 5 windows from 5 greedy episodes." in body
+    plain = catch_agent.save_pretrained(tmp_path / "plain", evaluation=evaluation | {"dream_quality": None})
+    assert "Dream quality" not in (plain / "README.md").read_text("utf-8")
+
+
+def test_recorded_episodes_are_cut_at_max_steps(catch_agent) -> None:
+    env = make_env("Catch", catch_agent.cfg.env, seed=30_002)
+    full, cut = record_episodes(catch_agent, env, 1)[0], record_episodes(catch_agent, env, 1, max_steps=10)[0]
+    assert len(full.actions) > 10 and len(cut.actions) == len(cut.obs) == 10
