@@ -274,16 +274,28 @@ class DramaConfig:
 
     def replace_path(self, dotted: str, value: Any) -> DramaConfig:
         """Return a copy with one field replaced, e.g. `cfg.replace_path("train.lr", 1e-4)`."""
-        head, _, rest = dotted.partition(".")
+        return self.replace_paths({dotted: value})
+
+    def replace_paths(self, changes: dict[str, Any]) -> DramaConfig:
+        """Return a copy with several fields replaced at once, validated together (so fields that must agree,
+        such as encoder channels and strides, can change in one call)."""
+        top: dict[str, Any] = {}
+        sections: dict[str, dict[str, Any]] = {}
         names = {f.name for f in dataclasses.fields(self)}
-        if head not in names:
-            raise ValueError(f"unknown config field {dotted!r}")
-        if not rest:
-            return dataclasses.replace(self, **{head: value})
-        section = getattr(self, head)
-        if not dataclasses.is_dataclass(section) or rest not in {f.name for f in dataclasses.fields(section)}:
-            raise ValueError(f"unknown config field {dotted!r}")
-        return dataclasses.replace(self, **{head: dataclasses.replace(section, **{rest: value})})
+        for dotted, value in changes.items():
+            head, _, rest = dotted.partition(".")
+            if head not in names:
+                raise ValueError(f"unknown config field {dotted!r}")
+            if not rest:
+                top[head] = value
+                continue
+            section = getattr(self, head)
+            if not dataclasses.is_dataclass(section) or rest not in {f.name for f in dataclasses.fields(section)}:
+                raise ValueError(f"unknown config field {dotted!r}")
+            sections.setdefault(head, {})[rest] = value
+        for head, fields in sections.items():
+            top[head] = dataclasses.replace(getattr(self, head), **fields)
+        return dataclasses.replace(self, **top)
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:

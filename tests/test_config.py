@@ -39,3 +39,15 @@ def test_a_bad_field_in_a_saved_config_fails_on_loading():
     data["imagination"]["horizon"] = 0
     with pytest.raises(ValueError, match=r"imagination\.horizon"):
         DramaConfig.from_dict(data)
+
+
+def test_command_line_overrides_are_validated_together():
+    """Fields that must agree (encoder channels and strides) change in one drama-train command line."""
+    from drama_agent.cli.config_args import apply_config_arguments
+    from drama_agent.cli.train import build_parser
+
+    argv = ["--game", "Catch", "--world_model.encoder_channels", "8,16,16", "--world_model.encoder_strides", "1,2,2"]
+    cfg = apply_config_arguments(DEBUG, build_parser().parse_args(argv))
+    assert cfg.world_model.encoder_channels == (8, 16, 16) and cfg.world_model.encoder_strides == (1, 2, 2)
+    with pytest.raises(ValueError, match=r"encoder_strides"):  # one at a time, the first change is refused
+        DEBUG.replace_path("world_model.encoder_channels", (8, 16, 16))

@@ -72,9 +72,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, base: DramaConfig | No
 
 
 def apply_config_arguments(cfg: DramaConfig, args: argparse.Namespace) -> DramaConfig:
-    """Return `cfg` with every option the user gave on the command line applied."""
+    """Return `cfg` with every option the user gave on the command line applied (validated together)."""
+    changes = {}
     for dest, value in vars(args).items():
         if dest.startswith("cfg__") and value is not None:
             _, section, name = dest.split("__")
-            cfg = cfg.replace_path(f"{section}.{name}", value)
-    return cfg
+            changes[f"{section}.{name}"] = value
+    return cfg.replace_paths(changes)
