@@ -265,10 +265,15 @@ class DramaAgent:
         return save_training_state(state, run_dir)
 
     def save_pretrained(
-        self, folder: str | Path, evaluation: dict[str, Any] | None = None, name: str | None = None
+        self,
+        folder: str | Path,
+        evaluation: dict[str, Any] | None = None,
+        name: str | None = None,
+        weights_dtype: torch.dtype | None = None,
     ) -> Path:
         """Write config.json, model.safetensors and a README.md model card; `evaluation` is `evaluate`'s dict
-        plus an `episodes` count.
+        plus an `episodes` count. `weights_dtype=torch.bfloat16` stores the weights in half the space (loading
+        casts them back to float32; evaluate the saved folder, since rounding can change greedy play).
 
         The folder is written whole into a temporary folder that then takes its place (other files already
         in it, like an eval.json, are kept), so a reader or a kill never leaves a mix of old and new files;
@@ -298,7 +303,7 @@ class DramaAgent:
             "package_version": __version__,
         }
         with atomic_folder(folder) as tmp:
-            checkpoint.write_checkpoint(tmp, config, self._modules())
+            checkpoint.write_checkpoint(tmp, config, self.shared_modules(), weights_dtype)
             (tmp / "README.md").write_text(model_card.model_card(card), encoding="utf-8")
         return folder
 
@@ -320,7 +325,7 @@ class DramaAgent:
                 f"the given environment has {env.action_space}"
             )
         agent = cls(cfg, env=env, action_space=num_actions, env_id=env_id, device=device)
-        checkpoint.load_modules(folder, agent._modules(), config)
+        checkpoint.load_modules(folder, agent.shared_modules(), config)
         agent.pretrained_info = config
         return agent
 
@@ -331,7 +336,7 @@ class DramaAgent:
         with tempfile.TemporaryDirectory() as tmp:
             return hub.push_to_hub(self.save_pretrained(tmp, name=repo_id.split("/")[-1]), repo_id, **kwargs)
 
-    def _modules(self) -> dict[str, torch.nn.Module]:
+    def shared_modules(self) -> dict[str, torch.nn.Module]:
         """The modules a shared checkpoint holds, by the prefix of their keys."""
         return {"world_model": self.world_model, "actor_critic": self.actor_critic}
 

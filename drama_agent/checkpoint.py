@@ -51,9 +51,18 @@ def action_meanings(env: gym.Env | None) -> list[str] | None:
     return list(getter()) if getter is not None else None
 
 
-def write_checkpoint(folder: str | os.PathLike, config: dict[str, Any], modules: dict[str, torch.nn.Module]) -> Path:
-    """Write `model.safetensors` of `modules` (in their own dtypes), then `config.json` with `format_version`
-    and the file's SHA-256 (`model_sha256`), into `folder`.
+def write_checkpoint(
+    folder: str | os.PathLike,
+    config: dict[str, Any],
+    modules: dict[str, torch.nn.Module],
+    weights_dtype: torch.dtype | None = None,
+) -> Path:
+    """Write `model.safetensors` of `modules`, then `config.json` with `format_version` and the file's SHA-256
+    (`model_sha256`), into `folder`.
+
+    Tensors keep their own dtypes unless `weights_dtype` names a lower floating precision (e.g.
+    `torch.bfloat16`, half the size): then every wider floating tensor is stored in it and `config.json`
+    records it as `weights_dtype`, so that loading casts it back up.
 
     Files are written in place: write into the temporary folder of `drama_agent.atomic.atomic_folder` so
     that readers never see a mix of old and new files.
@@ -62,6 +71,12 @@ def write_checkpoint(folder: str | os.PathLike, config: dict[str, Any], modules:
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"{name}.{k}": v for name, module in modules.items() for k, v in module.state_dict().items()}
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    if weights_dtype is not None:
+        tensors = {
+            k: v.to(weights_dtype) if _lower_precision(v.to(weights_dtype), v, weights_dtype) else v
+            for k, v in tensors.items()
+        }
+        config = {**config, "weights_dtype": str(weights_dtype).removeprefix("torch.")}
     try:
         save_file(tensors, str(folder / "model.safetensors"))
     except SafetensorError as err:
@@ -69,6 +84,16 @@ def write_checkpoint(folder: str | os.PathLike, config: dict[str, Any], modules:
     config = {"format_version": FORMAT_VERSION, **config, "model_sha256": file_sha256(folder / "model.safetensors")}
     (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     return folder
+
+
+@torch.no_grad()
+def round_weights(modules: dict[str, torch.nn.Module], weights_dtype: torch.dtype) -> None:
+    """Round every wider floating tensor of `modules` to `weights_dtype` in place (keeping its dtype), so the
+    agent plays exactly as it will after `write_checkpoint(..., weights_dtype)` and loading."""
+    for module in modules.values():
+        for value in module.state_dict().values():
+            if _lower_precision(value.to(weights_dtype), value, weights_dtype):
+                value.copy_(value.to(weights_dtype))
 
 
 def file_sha256(path: Path) -> str:

@@ -124,6 +124,22 @@ def test_a_flipped_weight_byte_and_an_undeclared_dtype_are_refused(tmp_path):
         assert torch.equal(value, half[f"world_model.{key}"].to(value.dtype))
 
 
+def test_weights_saved_in_bfloat16_take_half_the_space_and_load_as_their_rounding(tmp_path):
+    agent = trained_a_little()
+    full = agent.save_pretrained(tmp_path / "fp32")
+    half = agent.save_pretrained(tmp_path / "bf16", weights_dtype=torch.bfloat16)
+    assert json.loads((half / "config.json").read_text())["weights_dtype"] == "bfloat16"
+    size_full, size_half = ((f / "model.safetensors").stat().st_size for f in (full, half))
+    assert 0.45 < size_half / size_full < 0.55
+    loaded = DramaAgent.from_pretrained(str(half), device="cpu")
+    for mine, theirs in ((agent.world_model, loaded.world_model), (agent.actor_critic, loaded.actor_critic)):
+        original = mine.state_dict()
+        for key, value in theirs.state_dict().items():
+            assert value.dtype == original[key].dtype
+            expected = original[key].bfloat16().to(value.dtype) if value.is_floating_point() else original[key]
+            assert torch.equal(value, expected), key
+
+
 def test_save_pretrained_on_a_full_disk_leaves_the_old_folder_intact(tmp_path, small_disk):
     agent = trained_a_little()
     size = len(agent.save_pretrained(tmp_path / "probe").joinpath("model.safetensors").read_bytes())
@@ -153,3 +169,18 @@ def test_a_shipped_checkpoint_loads_by_name_offline_and_plays(monkeypatch):
     assert card["model-index"][0]["results"][0]["metrics"][0]["value"].startswith(f"{claimed['mean']:.2f}")
     result = agent.evaluate(make_env(agent.env_id, agent.cfg.env, seed=claimed["seed"]), n_episodes=5)
     assert result["mean"] == pytest.approx(np.mean(claimed["returns"][:5]))
+
+
+def test_drama_train_weights_dtype_bfloat16_evaluates_and_saves_the_rounded_agent(tmp_path):
+    from drama_agent.cli.train import main
+
+    run = tmp_path / "run"
+    argv = ["--game", "Catch", "--preset", "debug", "--steps", "90", "--run-dir", str(run), "--no-progress"]
+    argv += ["--eval-episodes", "2", "--weights-dtype", "bfloat16"]
+    assert main(argv) == 0
+    folder = run / "pretrained"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["weights_dtype"] == "bfloat16"
+    loaded = DramaAgent.from_pretrained(str(folder), device="cpu")
+    again = loaded.evaluate(make_env("Catch", loaded.cfg.env, seed=loaded.cfg.seed + 10_000), n_episodes=2)
+    assert again["returns"] == config["evaluation"]["returns"]  # the card's score is the saved (rounded) agent's

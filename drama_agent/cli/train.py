@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=10,
         help="episodes of the final evaluation written into the model card (default: 10; 0 skips it)",
     )
+    parser.add_argument(
+        "--weights-dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="precision of the final shareable weights (bfloat16: half the size; the weights are rounded before "
+        "the final evaluation, so the card's score is the saved agent's)",
+    )
     parser.add_argument("--log-every", type=int, default=100, help="env steps between logged update metrics")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_arguments(parser)
@@ -68,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, run: dict[str, Any]) -> int:
+    import torch
+
     from drama_agent.agent import DramaAgent, resolve_device
     from drama_agent.atomic import WriteError
+    from drama_agent.checkpoint import round_weights
     from drama_agent.envs import make_env
     from drama_agent.model_card import preset_name
     from drama_agent.protocol import protocol_score, write_protocol
@@ -108,6 +118,9 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, run: dict[
             log_every=args.log_every,
             reset_num_timesteps=False,
         )
+        weights_dtype = None if args.weights_dtype == "float32" else getattr(torch, args.weights_dtype)
+        if weights_dtype is not None:
+            round_weights(agent.shared_modules(), weights_dtype)
         evaluation = None
         if args.eval_episodes > 0:
             eval_env = make_env(agent.env_id, cfg.env, seed=cfg.seed + 10_000)
@@ -121,7 +134,9 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, run: dict[
             )
             print(f"evaluation over {args.eval_episodes} episodes: {evaluation['mean']:.2f} ± {evaluation['std']:.2f}")
         name = f"drama-{preset_name(cfg)}-{game_name(agent.env_id).lower()}"
-        folder = agent.save_pretrained(Path(run_dir) / "pretrained", evaluation=evaluation, name=name)
+        folder = agent.save_pretrained(
+            Path(run_dir) / "pretrained", evaluation=evaluation, name=name, weights_dtype=weights_dtype
+        )
         print(f"shareable agent written to {folder}")
         summary = None if evaluation is None else {k: evaluation[k] for k in ("mean", "std", "episodes", "protocol")}
         record = protocol_score(
