@@ -71,7 +71,7 @@ def make_env(game: str, cfg: EnvConfig, seed: int = 0, render_mode: str | None =
 
     Atari: ALE v5 with frameskip 1, no sticky actions, minimal action set and `cfg.max_episode_frames`,
     then `ActionRepeat` (sum of rewards, max of the last two frames), `ResizeFrame` (INTER_AREA),
-    `LifeLossInfo` (`info["life_loss"]`) and `EpisodeSeeding`. Rewards are not clipped.
+    `LifeLossInfo` (`info["life_loss"]` per `cfg.life_loss_rule`) and `EpisodeSeeding`. Rewards are not clipped.
     Catch is drawn directly at S (a multiple of 8) and takes one frame per action (`cfg.action_repeat`
     does not apply); it gets the same `life_loss` key (always False) and seeding.
     `render_mode` is passed to the underlying game (Atari renders the raw 210 × 160 screen).
@@ -90,5 +90,5 @@ def make_env(game: str, cfg: EnvConfig, seed: int = 0, render_mode: str | None =
             render_mode=render_mode,
         )
         env = ResizeFrame(ActionRepeat(env, cfg.action_repeat), cfg.frame_size)
-    env = LifeLossInfo(env, enabled=cfg.life_loss_termination)
+    env = LifeLossInfo(env, enabled=cfg.life_loss_termination, rule=cfg.life_loss_rule)
     return EpisodeSeeding(env, seed, same_seed_every_reset=cfg.same_seed_every_reset)
