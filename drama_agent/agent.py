@@ -104,12 +104,13 @@ class DramaAgent:
 
         `reset_num_timesteps=True` (as in Stable-Baselines3) first restarts the step count at 0, which restarts
         the config's step budget and, with `run_dir`, its metrics log; models, optimisers, replay and
-        generators are kept. Pass False to continue a run (e.g. after `DramaAgent.load`). Updates run while
-        `num_timesteps < cfg.train.total_steps`; later steps are the frozen protocol phase, and a warning says
-        when these steps reach it. With `run_dir`, metrics go to its `metrics.csv` and TensorBoard, and the
-        full training state is saved every `cfg.train.checkpoint_every` steps and at the end. Ctrl-C or SIGTERM
-        stops after the step in progress, saves, and raises `drama_agent.interrupts.Interrupted`.
-        `callback(agent, step_result)` returning False stops early. The loop is `run_loop.run_steps`.
+        generators are kept. Pass False to continue a run (e.g. after `DramaAgent.load`). Updates follow every
+        env step while the steps before it are <= `cfg.train.total_steps`; later steps are the frozen protocol
+        phase, and a warning says when these steps reach it. With `run_dir`, metrics go to its `metrics.csv`
+        and TensorBoard, and the full training state is saved every `cfg.train.checkpoint_every` steps and at
+        the end. Ctrl-C or SIGTERM stops after the step in progress, saves, and raises
+        `drama_agent.interrupts.Interrupted`. `callback(agent, step_result)` returning False stops early. The
+        loop is `run_loop.run_steps`.
         """
         trainer = self.trainer
         if total_timesteps < 0:
