@@ -165,7 +165,7 @@ def test_evaluation_prediction_imagination_and_viewer_never_update_the_statistic
     after = list(agent.actor_critic.actor.normalizer.state_dict().values())
     assert all(torch.equal(a, b) for a, b in zip(stats, after, strict=True))
     before = count(agent)
-    agent.learn(agent.num_timesteps + 1)  # training afterwards still updates them while acting and imagining
+    agent.learn(1, reset_num_timesteps=False)  # training afterwards still updates them while acting and imagining
     batch, horizon = DEBUG.imagination.batch_size, DEBUG.imagination.horizon
     assert count(agent) - before == pytest.approx(1 + (2 * horizon + 1) * batch, abs=1e-6)
 

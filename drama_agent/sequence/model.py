@@ -111,7 +111,8 @@ class ResidualStack(nn.Module):
 class SequenceModel(nn.Module):
     """d_t from (z_t, a_t): SiLU(RMSNorm(Linear([z ; onehot(a)]))) -> residual stack.
 
-    See docs/algorithm.md §World model. The stem's RMSNorm uses `cfg.stem_norm_eps`; with `cfg.mamba_ssm_init` the stem Linear's bias starts at 0.
+    See docs/algorithm.md §World model. The stem's RMSNorm uses `cfg.stem_norm_eps`; with
+    `cfg.mamba_ssm_init` the stem Linear's bias starts at 0.
     """
 
     def __init__(self, cfg: SequenceConfig, latent_dim: int, num_actions: int) -> None:
