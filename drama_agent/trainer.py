@@ -25,7 +25,7 @@ from drama_agent.acting import ActingState, act
 from drama_agent.behavior import ActorCritic
 from drama_agent.behavior.loss import actor_critic_loss
 from drama_agent.checks import check_env_matches, eval_mode
-from drama_agent.config import DramaConfig
+from drama_agent.config import DramaConfig, TrainConfig
 from drama_agent.env_state import get_env_state, set_env_state
 from drama_agent.imagination import Rollout, imagine_rollout
 from drama_agent.optim import build_optimizer, clip_grad_norm
@@ -48,6 +48,15 @@ class StepResult:
     episode_return: float | None  # the finished episode's return, when this step ended one
     episode_length: int | None
     metrics: dict[str, Tensor]
+
+
+def planned_updates(cfg: TrainConfig, env_steps: int) -> int:
+    """How many updates a run of `env_steps` steps from a fresh start does under `Trainer.learning`'s rule.
+
+    One update follows step n when the buffer holds more than `warmup_steps` steps (n > warmup_steps, as long
+    as the buffer's capacity exceeds the warm-up) and n - 1 <= `total_steps`.
+    """
+    return max(0, min(env_steps, cfg.total_steps + 1) - cfg.warmup_steps)
 
 
 class Trainer:
