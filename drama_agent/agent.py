@@ -235,7 +235,13 @@ class DramaAgent:
         if actions is not None:
             actions = np.asarray(actions)
             check_action_ids(actions, "actions")
-            planned = torch.as_tensor(actions, device=self.device).long().reshape(obs.shape[0], -1)
+            planned = torch.as_tensor(actions, device=self.device).long()
+            planned = planned[None] if planned.dim() == 1 else planned  # (H,) -> (1, H)
+            if planned.dim() != 2 or planned.shape[0] != obs.shape[0]:
+                raise ValueError(
+                    f"actions must have shape ({obs.shape[0]}, {horizon}), one row per context, "
+                    f"got {tuple(actions.shape)}"
+                )
             if planned.shape[1] != horizon:
                 raise ValueError(f"actions must have {horizon} steps (the horizon), got {planned.shape[1]}")
         generator = self.random.acting if seed is None else torch.Generator(self.device).manual_seed(seed)

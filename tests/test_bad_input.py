@@ -60,6 +60,9 @@ def test_imagine_refuses_float_action_ids(agent: DramaAgent, frames: np.ndarray)
         agent.imagine(frames, np.full(4, 1.0), horizon=2)
     imag = agent.imagine(frames, np.zeros(4, np.int64), horizon=2, actions=np.array([[0, 2]]))
     assert imag.actions.tolist() == [[0, 2]]
+    two = np.stack([frames, frames])  # (2, 4, 32, 32, 3): two contexts need two rows of actions
+    with pytest.raises(ValueError, match=r"actions must have shape \(2, 2\), one row per context, got \(4,\)"):
+        agent.imagine(two, np.zeros((2, 4), np.int64), horizon=2, actions=np.array([0, 1, 2, 0]))
 
 
 def test_evaluate_refuses_another_game_or_protocol(agent: DramaAgent) -> None:
