@@ -100,11 +100,16 @@ def test_learn_and_device_refuse_wrong_types(agent: DramaAgent) -> None:
 
 
 # ----------------------------------------------------------------------------------------- command lines
-def test_train_refuses_negative_steps_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    code = drama_train.main(["--game", "Catch", "--preset", "debug", "--steps", "-5", "--run-dir", str(tmp_path)])
+@pytest.mark.parametrize(
+    ("option", "value", "minimum"), [("--steps", "-5", 1), ("--log-every", "0", 1), ("--eval-episodes", "-1", 0)]
+)
+def test_train_refuses_bad_counts_in_one_line(
+    option: str, value: str, minimum: int, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code = drama_train.main(["--game", "Catch", "--preset", "debug", option, value, "--run-dir", str(tmp_path)])
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""
-    assert captured.err.strip() == "drama-train: error: --steps must be an int >= 1, got -5"
+    assert captured.err.strip() == f"drama-train: error: {option} must be an int >= {minimum}, got {value}"
 
 
 def test_train_first_lines_state_the_schedule(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
