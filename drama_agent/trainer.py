@@ -51,12 +51,13 @@ class StepResult:
 
 
 def planned_updates(cfg: TrainConfig, env_steps: int) -> int:
-    """How many updates a run of `env_steps` steps from a fresh start does under `Trainer.learning`'s rule.
+    """How many updates a run of `env_steps` steps from a fresh start does under `Trainer.step`'s rule.
 
     One update follows step n when the buffer holds more than `warmup_steps` steps (n > warmup_steps, as long
-    as the buffer's capacity exceeds the warm-up) and n - 1 <= `total_steps`.
+    as the buffer's capacity exceeds the warm-up), n - 1 <= `total_steps` and n is a multiple of `update_every`.
     """
-    return max(0, min(env_steps, cfg.total_steps + 1) - cfg.warmup_steps)
+    first, last = cfg.warmup_steps + 1, min(env_steps, cfg.total_steps + 1)
+    return max(0, last // cfg.update_every - (first - 1) // cfg.update_every)
 
 
 class Trainer:

@@ -15,6 +15,7 @@ from drama_agent import DramaAgent, DramaConfig, make_env
 from drama_agent.config import LEGACY_VALUES, EnvConfig
 from drama_agent.envs import LifeLossInfo
 from drama_agent.sequence import build_sequence_model
+from drama_agent.trainer import planned_updates
 
 XS = DramaConfig.preset("xs")
 DEBUG = DramaConfig.preset("debug")
@@ -180,7 +181,18 @@ def test_updates_follow_every_step_while_the_steps_before_it_are_within_the_budg
     # first after step 41 (the buffer holds 41 > 40), last after step 51 (50 steps before it <= 50), as the
     # authors' `for total_steps in range(...)` loop with `total_steps <= FreezeAfterSteps` runs them
     assert updated == list(range(41, 52))
-    assert agent.trainer.updates == 11
+    assert agent.trainer.updates == 11 == planned_updates(cfg.train, 60)
+
+
+def test_planned_updates_counts_what_a_run_with_update_every_does() -> None:
+    cfg = DEBUG.replace_path("train.warmup_steps", 40).replace_path("train.total_steps", 50)
+    cfg = cfg.replace_path("train.update_every", 3)
+    agent = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
+    updated: list[int] = []
+    with pytest.warns(UserWarning, match="no updates from env step 52 on"):
+        agent.learn(60, callback=lambda _, result: updated.append(result.env_step) if result.metrics else None)
+    assert updated == [42, 45, 48, 51]
+    assert planned_updates(cfg.train, 60) == 4 and planned_updates(cfg.train, 47) == 2
 
 
 # -------------------------------------------------------------------------------------------- older configs
