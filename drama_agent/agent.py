@@ -15,7 +15,17 @@ from drama_agent import checkpoint, dream, hub, model_card
 from drama_agent.acting import ActingState, act
 from drama_agent.atomic import atomic_folder
 from drama_agent.behavior import build_actor_critic
-from drama_agent.checks import check_env_matches, check_frames, count_parameters, eval_mode, num_actions_of
+from drama_agent.checks import (
+    check_action_ids,
+    check_batch_length,
+    check_count,
+    check_env_matches,
+    check_frames,
+    check_same_game,
+    count_parameters,
+    eval_mode,
+    num_actions_of,
+)
 from drama_agent.config import DramaConfig
 from drama_agent.dream import Imagination
 from drama_agent.envs import make_env
@@ -30,10 +40,16 @@ from drama_agent.world_model import build_world_model
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """'auto' -> CUDA when available, else CPU."""
+    """'auto' -> CUDA when available, else CPU; ValueError for a device that does not exist here."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asks for CUDA, which is not available here; use 'auto' or 'cpu'")
+    return resolved
 
 
 class DramaAgent:
@@ -62,6 +78,11 @@ class DramaAgent:
         if env is not None:
             action_space = env.action_space
             env_id = env_id or (env.spec.id if env.spec is not None else None)
+        elif action_space is None:
+            raise ValueError(
+                "DramaAgent needs the game it plays: DramaAgent(cfg, env=make_env(game, cfg.env)), or for acting "
+                "only DramaAgent(cfg, action_space=<a Discrete space or the number of actions>)"
+            )
         num_actions = num_actions_of(action_space)
         if env is not None:
             check_env_matches(env, num_actions, self.obs_shape)
@@ -104,16 +125,16 @@ class DramaAgent:
 
         `reset_num_timesteps=True` (as in Stable-Baselines3) first restarts the step count at 0, which restarts
         the config's step budget and, with `run_dir`, its metrics log; models, optimisers, replay and
-        generators are kept. Pass False to continue a run (e.g. after `DramaAgent.load`). Updates run while
-        `num_timesteps < cfg.train.total_steps`; later steps are the frozen protocol phase, and a warning says
-        when these steps reach it. With `run_dir`, metrics go to its `metrics.csv` and TensorBoard, and the
-        full training state is saved every `cfg.train.checkpoint_every` steps and at the end. Ctrl-C or SIGTERM
-        stops after the step in progress, saves, and raises `drama_agent.interrupts.Interrupted`.
-        `callback(agent, step_result)` returning False stops early. The loop is `run_loop.run_steps`.
+        generators are kept. Pass False to continue a run (e.g. after `DramaAgent.load`). Updates follow every
+        env step while the steps before it are <= `cfg.train.total_steps`; later steps are the frozen protocol
+        phase, and a warning says when these steps reach it. With `run_dir`, metrics go to its `metrics.csv`
+        and TensorBoard, and the full training state is saved every `cfg.train.checkpoint_every` steps and at
+        the end. Ctrl-C or SIGTERM stops after the step in progress, saves, and raises
+        `drama_agent.interrupts.Interrupted`. `callback(agent, step_result)` returning False stops early. The
+        loop is `run_loop.run_steps`.
         """
+        total_timesteps = check_count(total_timesteps, "total_timesteps", minimum=0)
         trainer = self.trainer
-        if total_timesteps < 0:
-            raise ValueError(f"total_timesteps must be >= 0, got {total_timesteps}")
         if reset_num_timesteps:
             trainer.restart_count()
         run_steps(
@@ -172,9 +193,11 @@ class DramaAgent:
         single = obs.ndim == 3
         batch = obs[None] if single else obs
         n = len(batch)
-        if state is None or len(state) != n:
+        if state is None:
             state = [ActingState() for _ in range(n)]
-        starts = np.zeros(n, bool) if episode_start is None else np.asarray(episode_start, bool).reshape(n)
+        check_batch_length(state, "state", n)
+        starts = np.zeros(n, bool) if episode_start is None else np.asarray(episode_start, bool).reshape(-1)
+        check_batch_length(starts, "episode_start", n)
         actions, new_state = np.zeros(n, np.int64), []
         for i in range(n):
             acting = ActingState() if starts[i] else state[i]
@@ -198,8 +221,11 @@ class DramaAgent:
         or (L,): a_t taken at o_t (a_L leads out of the context). `actions` (B, H) drives the dream open
         loop; None lets the policy choose. `seed` makes the latent (and policy) samples reproducible.
         """
+        horizon = check_count(horizon, "horizon")
+        action_context = np.asarray(action_context)
+        check_action_ids(action_context, "action_context")
         obs = torch.as_tensor(np.asarray(obs_context), device=self.device)
-        acts = torch.as_tensor(np.asarray(action_context), device=self.device)
+        acts = torch.as_tensor(action_context, device=self.device)
         if obs.dim() == 4:
             obs, acts = obs[None], acts[None]
         check_frames(obs, self.obs_shape[0], ("B", "L"), "obs_context")
@@ -207,7 +233,15 @@ class DramaAgent:
             raise ValueError(f"action_context must have shape {tuple(obs.shape[:2])}, got {tuple(acts.shape)}")
         planned = None
         if actions is not None:
-            planned = torch.as_tensor(np.asarray(actions), device=self.device).long().reshape(obs.shape[0], -1)
+            actions = np.asarray(actions)
+            check_action_ids(actions, "actions")
+            planned = torch.as_tensor(actions, device=self.device).long()
+            planned = planned[None] if planned.dim() == 1 else planned  # (H,) -> (1, H)
+            if planned.dim() != 2 or planned.shape[0] != obs.shape[0]:
+                raise ValueError(
+                    f"actions must have shape ({obs.shape[0]}, {horizon}), one row per context, "
+                    f"got {tuple(actions.shape)}"
+                )
             if planned.shape[1] != horizon:
                 raise ValueError(f"actions must have {horizon} steps (the horizon), got {planned.shape[1]}")
         generator = self.random.acting if seed is None else torch.Generator(self.device).manual_seed(seed)
@@ -217,8 +251,14 @@ class DramaAgent:
     def evaluate(
         self, env: gym.Env, n_episodes: int = 10, deterministic: bool = True, progress_bar: bool = False
     ) -> dict[str, Any]:
-        """Play `n_episodes` full episodes; mean, std, returns, lengths and the human-normalised mean (Atari)."""
+        """Play `n_episodes` full episodes; mean, std, returns, lengths and the human-normalised mean (Atari).
+
+        `env` must be the agent's game under its protocol (`make_env(agent.env_id, agent.cfg.env)`): another
+        game, frame size, action repeat or frame limit is refused.
+        """
+        n_episodes = check_count(n_episodes, "n_episodes")
         check_env_matches(env, self.num_actions, self.obs_shape)
+        check_same_game(env, self.env_id, self.cfg.env)
         returns, lengths = [], []
         bar = progress(progress_bar, n_episodes, unit="episode")
         for _ in range(n_episodes):
@@ -324,6 +364,8 @@ class DramaAgent:
                 f"checkpoint {name_or_path!r} was trained on {env_id} with {num_actions} actions; "
                 f"the given environment has {env.action_space}"
             )
+        if env is not None:
+            check_same_game(env, env_id, cfg.env)
         agent = cls(cfg, env=env, action_space=num_actions, env_id=env_id, device=device)
         checkpoint.load_modules(folder, agent.shared_modules(), config)
         agent.pretrained_info = config

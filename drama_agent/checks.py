@@ -8,6 +8,9 @@ import gymnasium as gym
 import numpy as np
 from torch import nn
 
+from drama_agent.config import EnvConfig
+from drama_agent.envs import PROTOCOL_FIELDS, env_protocol
+
 
 def check_frames(obs: Any, frame_size: int, leading: tuple[str, ...] = (), name: str = "observation") -> None:
     """ValueError naming `name` unless `obs` (numpy or torch) is uint8 of shape (*leading, S, S, 3).
@@ -41,6 +44,44 @@ def check_env_matches(env: gym.Env, num_actions: int, obs_shape: tuple[int, ...]
             f"the environment's observations are {obs_space.dtype} {obs_space.shape}, the agent expects uint8 "
             f"{tuple(obs_shape)} (make the env with drama_agent.make_env and the agent's cfg.env)"
         )
+
+
+def check_count(value: Any, name: str, minimum: int = 1) -> int:
+    """`value` as an int, or ValueError unless it is an integer >= `minimum` (bools and floats are refused)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_batch_length(value: Any, name: str, batch: int) -> None:
+    """ValueError naming both lengths unless the per-environment `value` has one entry per observation."""
+    if len(value) != batch:
+        raise ValueError(f"{name} has {len(value)} entries, but obs holds {batch} observations")
+
+
+def check_action_ids(actions: np.ndarray, name: str) -> None:
+    """ValueError unless `actions` holds integer action ids (floats and bools are refused, not rounded)."""
+    if actions.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be integer action ids, got {actions.dtype}")
+
+
+def check_same_game(env: gym.Env, env_id: str | None, cfg: EnvConfig) -> None:
+    """ValueError unless `env` is the game `env_id` under the protocol of `cfg` (the fields that change what
+    the agent sees and scores: frame size, action repeat, frame limit), as far as the env reveals them."""
+    actual_id = env.spec.id if env.spec is not None else None
+    if env_id is not None and actual_id is not None and actual_id != env_id:
+        raise ValueError(
+            f"this agent was trained on {env_id}, but the environment is {actual_id}; "
+            f"evaluate it on make_env({env_id!r}, agent.cfg.env)"
+        )
+    protocol = env_protocol(env)
+    for name in PROTOCOL_FIELDS:
+        expected = getattr(cfg, name)
+        if name in protocol and protocol[name] != expected:
+            raise ValueError(
+                f"the environment runs with {name} {protocol[name]}, but the agent's config has {expected}; "
+                f"build it with make_env(game, agent.cfg.env)"
+            )
 
 
 def eval_mode(*modules: nn.Module) -> None:

@@ -28,6 +28,10 @@ class EnvConfig:
     """ALE frame limit after which an episode is truncated."""
     life_loss_termination: bool = True
     """Report a lost life as `info['life_loss']` (stored as a termination flag)."""
+    life_loss_rule: Literal["below_lowest", "any_drop"] = "below_lowest"
+    """below_lowest (the authors' code): a life counts as lost only when the lives fall below the lowest count
+    seen in the episode, so after a bonus life the drop back to the old count is not flagged; any_drop: every
+    decrease from the previous step is flagged."""
     same_seed_every_reset: bool = False
     """The authors' behaviour: reseed with the run seed at every reset (identical starts)."""
 
@@ -65,7 +69,14 @@ class SequenceConfig:
     a_init_max: float = 16.0
     """See `a_init_min`."""
     norm_eps: float = 1e-5
-    """Epsilon of the stem, block and final RMSNorms (the Mamba-2 layer's gated norm always uses 1e-5)."""
+    """Epsilon of the pre-norm RMSNorm of every residual block and of the final RMSNorm. Not the stem's
+    (`stem_norm_eps`) nor the gated RMSNorm inside each Mamba-2 mixer (fixed at 1e-5, as in mamba_ssm)."""
+    stem_norm_eps: float = 1e-6
+    """Epsilon of the RMSNorm after the input Linear (the authors' code uses torchtune's default, 1e-6)."""
+    mamba_ssm_init: bool = True
+    """mamba_ssm's model init, as the authors' code has it: the input Linear's bias starts at 0 and, for the
+    mamba2 and mamba backbones, every mixer's `out_proj.weight` is divided by sqrt(n_layers) after its default
+    init (rescale_prenorm_residual, one residual per block). False: PyTorch's default init for both."""
     n_heads: int = 8
     """Attention heads of the transformer backbone."""
     max_len: int = 4096
@@ -155,6 +166,10 @@ class ActorCriticConfig:
     """Clip of the actor's normalised input."""
     obs_norm_eps: float = 1e-8
     """Added to the running variance before the square root in the actor's input normaliser."""
+    obs_norm_update: Literal["every_forward", "loss_only"] = "every_forward"
+    """When the training loop updates the actor's input statistics. every_forward (the authors' code): on
+    every actor forward of the loop, i.e. while acting, at each imagination step and in the update;
+    loss_only: only in the actor-critic update. Evaluation, `predict`/`act` and the viewer never update them."""
     norm_eps: float = 1e-6
     """Epsilon of the RMSNorm layers of actor and critic (the authors' torchtune RMSNorm default)."""
     value_bins: int = 255
@@ -208,7 +223,8 @@ class TrainConfig:
     """Schedule and optimisation (docs/algorithm.md §Training loop and acting)."""
 
     total_steps: int = 100_000
-    """Agent steps with learning."""
+    """Agent steps with learning: an env step is followed by updates while the steps taken before it are
+    <= total_steps (inclusive, as the authors' loop counts) and the buffer is warm."""
     freeze_steps: int = 5_000
     """Extra agent steps with frozen networks so the last episodes finish."""
     warmup_steps: int = 1032
@@ -269,7 +285,14 @@ class DramaConfig:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> DramaConfig:
-        """Inverse of `to_dict`; unknown or missing keys are errors that name them."""
+        """Inverse of `to_dict`; unknown or missing keys are errors that name them.
+
+        A config written before a field of `LEGACY_VALUES` existed gets the value that reproduces how it ran.
+        """
+        data = dict(data)
+        for (section, name), value in LEGACY_VALUES.items():
+            if isinstance(data.get(section), dict) and name not in data[section]:
+                data[section] = {**data[section], name: value}
         return _build(DramaConfig, data, "config")
 
     def replace_path(self, dotted: str, value: Any) -> DramaConfig:
@@ -296,6 +319,15 @@ class DramaConfig:
         for head, fields in sections.items():
             top[head] = dataclasses.replace(getattr(self, head), **fields)
         return dataclasses.replace(self, **top)
+
+
+LEGACY_VALUES: dict[tuple[str, str], Any] = {
+    ("env", "life_loss_rule"): "any_drop",
+    ("sequence", "stem_norm_eps"): 1e-5,
+    ("sequence", "mamba_ssm_init"): False,
+    ("actor_critic", "obs_norm_update"): "loss_only",
+}
+"""Fields added after the first release, with the behaviour configs (checkpoints, run dirs) saved before had."""
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:

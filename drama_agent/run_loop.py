@@ -117,13 +117,17 @@ def progress(enabled: bool, total: int, initial: int = 0, unit: str = "step"):
 
 
 def _warn_about_budget(trainer: Trainer, start: int, end: int) -> None:
-    """Warn when some of the steps start+1..end come at or after the step budget, where no update runs."""
+    """Warn when some of the steps start+1..end come after the step budget, where no update runs.
+
+    An update follows step n while n - 1 <= budget (`Trainer.learning`), so the frozen steps are n >= budget + 2.
+    """
     budget = trainer.cfg.train.total_steps
-    frozen = end - max(start + 1, budget) + 1
+    first_frozen = max(start + 1, budget + 2)
+    frozen = end - first_frozen + 1
     if frozen <= 0:
         return
     warnings.warn(
-        f"no updates from env step {max(start + 1, budget)} on: the step budget cfg.train.total_steps={budget} "
+        f"no updates from env step {first_frozen} on: the step budget cfg.train.total_steps={budget} "
         f"stops them, so {frozen} of these {end - start} steps run with frozen networks",
         stacklevel=4,  # the caller of DramaAgent.learn
     )

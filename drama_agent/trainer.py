@@ -25,7 +25,7 @@ from drama_agent.acting import ActingState, act
 from drama_agent.behavior import ActorCritic
 from drama_agent.behavior.loss import actor_critic_loss
 from drama_agent.checks import check_env_matches, eval_mode
-from drama_agent.config import DramaConfig
+from drama_agent.config import DramaConfig, TrainConfig
 from drama_agent.env_state import get_env_state, set_env_state
 from drama_agent.imagination import Rollout, imagine_rollout
 from drama_agent.optim import build_optimizer, clip_grad_norm
@@ -48,6 +48,16 @@ class StepResult:
     episode_return: float | None  # the finished episode's return, when this step ended one
     episode_length: int | None
     metrics: dict[str, Tensor]
+
+
+def planned_updates(cfg: TrainConfig, env_steps: int) -> int:
+    """How many updates a run of `env_steps` steps from a fresh start does under `Trainer.step`'s rule.
+
+    One update follows step n when the buffer holds more than `warmup_steps` steps (n > warmup_steps, as long
+    as the buffer's capacity exceeds the warm-up), n - 1 <= `total_steps` and n is a multiple of `update_every`.
+    """
+    first, last = cfg.warmup_steps + 1, min(env_steps, cfg.total_steps + 1)
+    return max(0, last // cfg.update_every - (first - 1) // cfg.update_every)
 
 
 class Trainer:
@@ -90,8 +100,13 @@ class Trainer:
 
     @property
     def learning(self) -> bool:
-        """True while updates are scheduled: the buffer is warm and the step budget is not spent."""
-        return len(self.replay) > self.cfg.train.warmup_steps and self.env_steps < self.cfg.train.total_steps
+        """True when the env step just taken is followed by updates (checked after the step).
+
+        As the authors' loop counts: the buffer holds more than `warmup_steps` steps and the steps taken
+        before this one are at most `total_steps` (inclusive), so the last update follows step `total_steps + 1`.
+        """
+        warm = len(self.replay) > self.cfg.train.warmup_steps
+        return warm and self.env_steps - 1 <= self.cfg.train.total_steps
 
     def choose_action(self) -> int:
         """The action for the current observation: random during warm-up, else the policy's.
@@ -101,7 +116,7 @@ class Trainer:
         cfg = self.cfg
         if len(self.replay) <= cfg.train.warmup_steps:
             return int(self.random.actions.integers(self.num_actions))
-        eval_mode(self.world_model, self.actor_critic)
+        self._inference_mode()
         action, self.acting = act(
             self.world_model,
             self.actor_critic.actor,
@@ -156,6 +171,13 @@ class Trainer:
     def _section(self, name: str) -> AbstractContextManager:
         return nullcontext() if self.timer is None else self.timer(name)
 
+    def _inference_mode(self) -> None:
+        """Eval mode for acting and imagination; the actor's input statistics keep updating with
+        `obs_norm_update="every_forward"` (the authors' loop updates them on every actor forward)."""
+        eval_mode(self.world_model, self.actor_critic)
+        if self.cfg.actor_critic.obs_norm_update == "every_forward":
+            self.actor_critic.actor.normalizer.train()
+
     def update_world_model(self) -> dict[str, Tensor]:
         cfg = self.cfg
         batch = self.replay.sample_world_model(cfg.replay.batch_size, cfg.replay.seq_len, self.random.replay)
@@ -175,7 +197,7 @@ class Trainer:
         """Dream from DFS-sampled real windows with the current policy: the rollout, its rewards and continues."""
         cfg = self.cfg
         batch = self.replay.sample_imagination(cfg.imagination.batch_size, cfg.imagination.context, self.random.replay)
-        eval_mode(self.world_model, self.actor_critic)
+        self._inference_mode()
         actor = self.actor_critic.actor
         rollout = imagine_rollout(
             self.world_model,

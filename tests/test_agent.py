@@ -44,8 +44,10 @@ def test_bad_observations_and_action_space_are_rejected():
     pong = make_env("Pong", DEBUG.env, seed=0)
     with pytest.raises(ValueError, match=r"Discrete\(6\).*Discrete\(3\)"):
         agent.evaluate(pong, n_episodes=1)
-    with pytest.raises(ValueError, match="discrete action space"):
+    with pytest.raises(ValueError, match="DramaAgent needs the game it plays"):
         DramaAgent(DEBUG, action_space=None, device="cpu")
+    with pytest.raises(ValueError, match="discrete action space"):
+        DramaAgent(DEBUG, action_space=2.5, device="cpu")
 
 
 def test_imagine_with_actions_reproduces_step_by_step_world_model():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -21,6 +22,7 @@ from viewer.app import ViewerApp  # noqa: E402
 from viewer.controls import action_names, human_action  # noqa: E402
 from viewer.main import load, main, parse_args  # noqa: E402
 from viewer.panels import PANEL_BG, Composer, Layout, heat_map  # noqa: E402
+from viewer.record import surface_pixels  # noqa: E402
 from viewer.session import Session  # noqa: E402
 
 CFG = DramaConfig.preset("debug")
@@ -133,7 +135,8 @@ def test_headless_run_writes_gif_equal_to_imagine(tmp_path: Path, capsys: pytest
         ]
     )
     assert code == 0
-    assert f"wrote {n_frames} frames to {gif}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.index(f"writing {n_frames} frames to {gif}…") < out.index(f"wrote {n_frames} frames to {gif}")
 
     layout = Layout.for_frame(32)
     composed = iio.imread(gif, index=None)[..., :3]
@@ -234,6 +237,44 @@ def test_keys_change_the_state_as_documented(display: None, tmp_path: Path, monk
 
     press(app, pygame.K_q)
     assert app.update() is False and app.quit
+
+
+def test_dream_only_toggled_while_paused_shows_at_once(display: None) -> None:
+    app = make_app(catch_agent(decoder_std=None))
+    app.update()
+    press(app, pygame.K_SPACE)
+    app.update()
+    before = surface_pixels(app.screen)
+    press(app, pygame.K_d)
+    app.update()
+    after = surface_pixels(app.screen)
+    assert app.paused and app.session.frame == 1 and app.session.dream_only and not app.session.view.dream_only
+    changed = np.argwhere((before != after).any(-1))  # (N, 2) rows, columns of changed pixels
+    strip_x = app.composer.layout.panel_origin(2)[0] + app.composer.layout.panel
+    assert len(changed) > 50 and changed[:, 1].min() < strip_x  # the mode line and the help line both changed
+    press(app, pygame.K_SPACE)
+    app.update()
+    assert app.session.view.dream_only and app.session.frame == 2
+
+
+def test_help_lists_the_keys_and_cites_no_outside_file(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for key in ("space pause", "→ one step", "r re-sync", "h human control", "d dream only", "g start / stop a GIF"):
+        assert key in out
+    assert "+ / − horizon" in out and "q or Esc quit" in out
+    assert ".md" not in out and "SPEC" not in out and "DESIGN" not in out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SDL's fallback without a screen is Linux's")
+def test_no_display_without_headless_exits_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["--game", "Catch", "--untrained", "--preset", "debug", "--frames", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "drama-view: no display" in err and "--headless" in err and "Traceback" not in err
 
 
 def test_escape_quits(display: None) -> None:

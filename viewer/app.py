@@ -64,6 +64,7 @@ class ViewerApp:
             horizon=self.session.horizon,
             paused=self.paused,
             human=self.human,
+            dream_only=self.session.dream_only,
             recording=None if self.recorder is None else len(self.recorder.frames),
             fps=self.clock.get_fps() or None,
         )
@@ -141,6 +142,7 @@ class ViewerApp:
             return
         recorder, self.recorder = self.recorder, None
         if recorder.frames:
+            print(f"drama-view: writing {len(recorder.frames)} frames to {recorder.path}…", flush=True)
             self.saved.append(recorder.write())
             print(f"drama-view: wrote {len(recorder.frames)} frames to {recorder.path}")
 

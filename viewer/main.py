@@ -4,6 +4,11 @@
     drama-view --game Catch --untrained --preset debug
     drama-view --game Pong --checkpoint runs/pong --record pong.gif --frames 300 --headless
 
+Panels: the real game | the world model's open-loop dream under the same actions | their difference.
+Keys: space pause · → one step while paused · r re-sync the dream · h human control (arrows and space play,
+p pauses, n steps) · d dream only (the game stands still, the policy or you act inside the dream) ·
+g start / stop a GIF · + / − horizon · q or Esc quit.
+
 Exit status: 0 done; 1 no checkpoint resolves (the message lists what was tried and how to train one, and
 mentions --untrained), the checkpoint cannot be read, or no display is available (use --headless);
 2 bad arguments: an unknown game, or a checkpoint trained on another game (env id or action count differ).
@@ -25,6 +30,8 @@ from drama_agent.scores import game_name
 
 DEFAULT_ORDER = ("xs", "cpu", "s", "debug")
 """Presets tried, in order, for `drama-<preset>-<game>` when no --checkpoint is given."""
+INVISIBLE_DRIVERS = ("offscreen", "dummy")
+"""SDL video drivers that draw into memory only."""
 
 
 class ViewerError(Exception):
@@ -123,6 +130,7 @@ def _make_env(game: str, cfg: EnvConfig, seed: int) -> gym.Env:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `drama-view` console script; returns the exit status (see the module docstring)."""
     args = parse_args(argv)
+    user_driver = os.environ.get("SDL_VIDEODRIVER")
     if args.headless:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
     try:
@@ -142,7 +150,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         pygame.display.init()
+        # without a screen SDL falls back to an invisible driver; only --headless (or an explicit
+        # SDL_VIDEODRIVER) asks for that
+        if user_driver is None and pygame.display.get_driver() in INVISIBLE_DRIVERS:
+            raise pygame.error("SDL found no screen to open a window on")
     except pygame.error as err:
+        pygame.quit()
+        env.close()
         print(f"drama-view: no display ({err}); run with --headless to record without a window", file=sys.stderr)
         return 1
     pygame.font.init()

@@ -103,6 +103,7 @@ class Status:
     horizon: int
     paused: bool = False
     human: bool = False
+    dream_only: bool = False  # the mode of the next frame (`d` toggles it, even while paused)
     recording: int | None = None  # frames recorded so far, None when not recording
     fps: float | None = None  # measured frames per second
 
@@ -121,7 +122,8 @@ def help_line(status: Status) -> list[tuple[str, str]]:
         if status.human
         else [("space", "pause"), ("right", "step"), ("h", "human control")]
     )
-    return first + [("r", "re-sync"), ("d", "dream only"), ("g", "GIF"), ("+ -", "horizon"), ("q", "quit")]
+    dream = ("d", "back to the game") if status.dream_only else ("d", "dream only")
+    return first + [("r", "re-sync"), dream, ("g", "GIF"), ("+ -", "horizon"), ("q", "quit")]
 
 
 class Composer:
@@ -247,8 +249,11 @@ class Composer:
         line(game, "title", TEXT, 26)
         if source:
             line(source.strip(), "text", DIM)
-        mode = "dream only" if view is not None and view.dream_only else "you play" if status.human else "agent plays"
-        line(f"frame {0 if view is None else view.frame}    {mode}", "text", DIM)
+        mode = "dream only" if status.dream_only else "you play" if status.human else "agent plays"
+        pending = view is not None and view.dream_only != status.dream_only  # toggled while paused
+        if pending:
+            mode += " from the next frame"
+        line(f"frame {0 if view is None else view.frame}    {mode}", "text", ACCENT if pending else DIM)
         if view is not None:
             line(f"dream #{view.dream_number}    re-sync every {status.horizon}", "text", DIM)
         flags = [("PAUSED", ACCENT)] if status.paused else []

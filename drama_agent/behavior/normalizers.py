@@ -20,9 +20,9 @@ class RunningMeanStd(nn.Module):
 
     Statistics are merged batch by batch with the parallel (Chan et al.) update, starting from a prior
     of mean 0, variance 1 and weight `INITIAL_COUNT`. In training mode every call first merges the
-    batch into the statistics and then normalises with the updated ones (the official order). The
-    official code also updated while acting and at every imagination step; here both run the actor in
-    eval mode, so only the actor-critic update merges statistics.
+    batch into the statistics and then normalises with the updated ones (the official order); eval mode
+    freezes them. The trainer decides where the training loop updates them
+    (`ActorCriticConfig.obs_norm_update`).
     """
 
     mean: Tensor

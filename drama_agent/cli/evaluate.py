@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from drama_agent.interrupts import exit_code, signals_raise
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drama-eval",
+        usage="drama-eval CHECKPOINT [--episodes N] [--seed S] [--json OUT.json] [options]   "
+        "(drama-eval --help lists them all)",
         description="Evaluate a Drama agent: full episodes of its game with the Atari100k wrappers (no sticky "
         "actions, no no-op starts, 108k-frame limit). Reports mean ± std return and, for the 26 Atari100k games, "
         "the human-normalised score (score − random) / (human − random).",
@@ -54,6 +57,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     from drama_agent.hub import CheckpointNotFoundError
     from drama_agent.training_state import has_training_state
 
+    if args.json is not None:  # before the evaluation, not after it
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            if not os.access(args.json.parent, os.W_OK) or args.json.is_dir():
+                raise PermissionError("not a writable file path")
+        except OSError as err:
+            print(f"drama-eval: error: cannot write --json {args.json}: {err}", file=sys.stderr)
+            return 2
     try:
         path = Path(args.checkpoint)
         if has_training_state(path) and not (path / "config.json").is_file():

@@ -30,7 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--suite", choices=sorted(SUITES), help="a named list of games (atari100k: its 26 games)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per game (default: 5)")
     parser.add_argument("--preset", default="xs", choices=sorted(PRESETS), help="model size preset (default: xs)")
-    parser.add_argument("--steps", type=int, help="agent steps per run (default: the preset's train.total_steps)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="env steps per run in all, as drama-train --steps counts them (default: the preset's "
+        "train.total_steps + train.freeze_steps)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="sweep folder (on storage every Ray node sees)")
     parser.add_argument("--address", help="Ray cluster to use: 'auto', 'ray://HEAD:10001', ... (default: local)")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")

@@ -28,6 +28,8 @@ EXIT_CODES = """exit codes:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drama-train",
+        usage="drama-train --game GAME [--preset {debug,s,xs}] [--steps N] [--seed S] [--run-dir DIR] "
+        "[--resume RUN_DIR] [options] [--section.field VALUE ...]   (drama-train --help lists them all)",
         description="Train a Drama agent (Mamba-2 world model + actor-critic in imagination) on a game. "
         "Metrics go to RUN_DIR/metrics.csv and RUN_DIR/tb (TensorBoard); the full training state is saved to "
         "RUN_DIR/state.safetensors (the one before it kept as state.prev.safetensors) periodically, at the end "
@@ -39,7 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--game", help="game name: an ALE game ('Pong' or 'ALE/Pong-v5') or the built-in 'Catch'")
     parser.add_argument("--preset", default="xs", choices=sorted(PRESETS), help="model size preset (default: xs)")
-    parser.add_argument("--steps", type=int, help="agent steps with learning (default: the preset's train.total_steps)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="env steps of the whole run, as the progress bar counts them: the last train.freeze_steps of them run "
+        "with frozen networks (dropped when the run is not longer than that) (default: the preset's "
+        "train.total_steps + train.freeze_steps)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="run seed (default: 0)")
     parser.add_argument("--run-dir", type=Path, help="output folder (default: runs/<game>-<preset>-seed<seed>-<time>)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
@@ -88,21 +96,43 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, run: dict[
 
     started = time.perf_counter()
     try:
+        for option, value, minimum in (("--steps", args.steps, 1), ("--eval-episodes", args.eval_episodes, 0)):
+            if value is not None and value < minimum:
+                raise ValueError(f"{option} must be an int >= {minimum}, got {value}")
+        if args.log_every < 1:
+            raise ValueError(f"--log-every must be an int >= 1, got {args.log_every}")
         if args.resume is not None:
             agent = DramaAgent.load(args.resume, device=resolve_device(args.device))
             run_dir = args.resume
             print(f"resuming {run_dir} at step {agent.num_timesteps}")
+            given = [
+                name
+                for name, on in (
+                    ("--steps", args.steps is not None),
+                    ("--game", args.game is not None),
+                    ("config fields", any(k.startswith("cfg__") and v is not None for k, v in vars(args).items())),
+                )
+                if on
+            ]
+            if given:
+                verb = "is" if given in (["--steps"], ["--game"]) else "are"
+                print(
+                    f"drama-train: {', '.join(given)} {verb} ignored with --resume: the run keeps its saved config "
+                    f"and continues to its total of {agent.cfg.train.total_steps + agent.cfg.train.freeze_steps} "
+                    "env steps"
+                )
         else:
             if args.game is None:
                 parser.error("--game is required (or --resume RUN_DIR)")
             cfg = apply_config_arguments(DramaConfig.preset(args.preset), args).replace_path("seed", args.seed)
             if args.steps is not None:
-                cfg = cfg.replace_path("train.total_steps", args.steps)
+                cfg = with_run_length(cfg, args.steps)
             env = make_env(args.game, cfg.env, seed=cfg.seed)
             agent = DramaAgent(cfg, env=env, device=args.device)
             stamp = time.strftime("%Y%m%d-%H%M%S")
             run_dir = args.run_dir or Path("runs") / f"{args.game.split('/')[-1]}-{args.preset}-seed{args.seed}-{stamp}"
             print(f"training {agent.env_id} with preset {args.preset} on {agent.device}; run directory {run_dir}")
+        print(schedule(agent.cfg))
     except (ValueError, FileNotFoundError) as err:
         print(f"drama-train: error: {err}", file=sys.stderr)
         return 2
@@ -161,6 +191,34 @@ def _resume_hint(run_dir: Path | None) -> str:
     from drama_agent.training_state import has_training_state
 
     return f"; continue with: drama-train --resume {run_dir}" if has_training_state(run_dir) else ""
+
+
+def with_run_length(cfg: DramaConfig, steps: int) -> DramaConfig:
+    """`cfg` for a run of `steps` env steps in all: learning, then the frozen tail (dropped if it would fill it)."""
+    freeze = cfg.train.freeze_steps if steps > cfg.train.freeze_steps else 0
+    return cfg.replace_path("train.freeze_steps", freeze).replace_path("train.total_steps", steps - freeze)
+
+
+def schedule(cfg: DramaConfig) -> str:
+    """The run's schedule in a line or two: steps in all, warm-up, updates and the frozen tail."""
+    from drama_agent.trainer import planned_updates
+
+    train = cfg.train
+    total = train.total_steps + train.freeze_steps
+    updates = planned_updates(train, total)
+    first, last = train.warmup_steps + 1, min(total, train.total_steps + 1)
+    every = "each step" if train.update_every == 1 else f"every {train.update_every}th step"
+    done = f"{updates} updates (one after {every} from {first} to {last})" if updates else "no update"
+    line = (
+        f"schedule: {total} env steps in all: random actions for the first {train.warmup_steps} (warm-up), {done}, "
+        f"then {train.freeze_steps} frozen steps (no update) so the last episodes finish"
+    )
+    if updates:
+        return line
+    return (
+        f"{line}\ndrama-train: warning: no update will run: the {total} steps end before the warm-up of "
+        f"{train.warmup_steps} random steps is over (give --steps above {train.warmup_steps})"
+    )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ __all__ = [
     "LifeLossInfo",
     "ResizeFrame",
     "episode_seed",
+    "env_protocol",
     "list_games",
     "make_env",
     "random_policy_return",
@@ -60,22 +61,28 @@ def _resolve(game: str) -> str:
 
 
 def _check_config(cfg: EnvConfig) -> None:
+    if not isinstance(cfg, EnvConfig):
+        hint = " pass its env section: make_env(game, cfg.env)" if hasattr(cfg, "env") else ""
+        raise ValueError(f"make_env needs an EnvConfig, got {type(cfg).__name__};{hint}")
     for name in ("frame_size", "action_repeat", "max_episode_frames"):
         value = getattr(cfg, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"EnvConfig.{name} must be an int >= 1, got {value!r}")
 
 
-def make_env(game: str, cfg: EnvConfig, seed: int = 0, render_mode: str | None = None) -> gym.Env:
+def make_env(game: str, cfg: EnvConfig | None = None, seed: int = 0, render_mode: str | None = None) -> gym.Env:
     """Build a game with the Atari100k protocol; observations are (S, S, 3) uint8 with S = `cfg.frame_size`.
+
+    `cfg` is a config's env section (`DramaConfig.env`); None means `EnvConfig()`, the paper's protocol.
 
     Atari: ALE v5 with frameskip 1, no sticky actions, minimal action set and `cfg.max_episode_frames`,
     then `ActionRepeat` (sum of rewards, max of the last two frames), `ResizeFrame` (INTER_AREA),
-    `LifeLossInfo` (`info["life_loss"]`) and `EpisodeSeeding`. Rewards are not clipped.
+    `LifeLossInfo` (`info["life_loss"]` per `cfg.life_loss_rule`) and `EpisodeSeeding`. Rewards are not clipped.
     Catch is drawn directly at S (a multiple of 8) and takes one frame per action (`cfg.action_repeat`
     does not apply); it gets the same `life_loss` key (always False) and seeding.
     `render_mode` is passed to the underlying game (Atari renders the raw 210 × 160 screen).
     """
+    cfg = EnvConfig() if cfg is None else cfg
     _check_config(cfg)
     env_id = _resolve(game)
     if env_id == CATCH_ID:
@@ -90,5 +97,34 @@ def make_env(game: str, cfg: EnvConfig, seed: int = 0, render_mode: str | None =
             render_mode=render_mode,
         )
         env = ResizeFrame(ActionRepeat(env, cfg.action_repeat), cfg.frame_size)
-    env = LifeLossInfo(env, enabled=cfg.life_loss_termination)
+    env = LifeLossInfo(env, enabled=cfg.life_loss_termination, rule=cfg.life_loss_rule)
     return EpisodeSeeding(env, seed, same_seed_every_reset=cfg.same_seed_every_reset)
+
+
+PROTOCOL_FIELDS = ("frame_size", "action_repeat", "max_episode_frames")
+"""The `EnvConfig` fields that change what an agent sees and scores (life-loss flags and seeding do not)."""
+
+
+def env_protocol(env: gym.Env) -> dict[str, int]:
+    """The `PROTOCOL_FIELDS` an environment built by `make_env` (or with its wrappers) actually runs with.
+
+    Read from the wrapper chain and the game itself; a field the environment does not reveal is left out
+    (Catch takes one frame per action, so it has no `action_repeat`).
+    """
+    found: dict[str, int] = {}
+    layer = env
+    while True:
+        if isinstance(layer, ActionRepeat):
+            found.setdefault("action_repeat", layer.repeat)
+        elif isinstance(layer, ResizeFrame):
+            found.setdefault("frame_size", layer.size)
+        if not isinstance(layer, gym.Wrapper):
+            break
+        layer = layer.env
+    game = env.unwrapped
+    if isinstance(game, CatchEnv):
+        found.setdefault("frame_size", game.frame_size)
+    ale = getattr(game, "ale", None)
+    if ale is not None:
+        found["max_episode_frames"] = int(ale.getInt("max_num_frames_per_episode"))
+    return found

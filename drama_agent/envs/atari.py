@@ -77,7 +77,12 @@ def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
 
 
 class LifeLossInfo(gym.Wrapper, RecordConstructorArgs):
-    """Add `info["life_loss"]`: True on the step where `info["lives"]` drops, else False.
+    """Add `info["life_loss"]`: True on a step that loses a life (per `rule`), else False.
+
+    * `below_lowest` (the authors' code): the remembered count is updated only when the lives drop, so a
+      loss is flagged only when the lives fall below the lowest count seen in the episode; after a bonus
+      life (3 → 4) the drop back to 3 is not flagged.
+    * `any_drop`: every decrease from the previous step is flagged.
 
     The episode goes on (only the game's own termination ends it); the trainer stores
     `terminated or life_loss` as the replay termination flag. The step that loses the last life is
@@ -85,10 +90,15 @@ class LifeLossInfo(gym.Wrapper, RecordConstructorArgs):
     nor does this wrapper when `enabled` is False.
     """
 
-    def __init__(self, env: gym.Env, enabled: bool = True):
-        RecordConstructorArgs.__init__(self, enabled=enabled)
+    RULES = ("below_lowest", "any_drop")
+
+    def __init__(self, env: gym.Env, enabled: bool = True, rule: str = "below_lowest"):
+        RecordConstructorArgs.__init__(self, enabled=enabled, rule=rule)
         super().__init__(env)
+        if rule not in self.RULES:
+            raise ValueError(f"life-loss rule must be one of {self.RULES}, got {rule!r}")
         self.enabled = enabled
+        self.rule = rule
         self._lives: int | None = None
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
@@ -101,7 +111,8 @@ class LifeLossInfo(gym.Wrapper, RecordConstructorArgs):
         obs, reward, terminated, truncated, info = self.env.step(action)
         lives = info.get("lives")
         lost = lives is not None and self._lives is not None and lives < self._lives
-        self._lives = lives
+        if lost or self.rule == "any_drop" or self._lives is None:
+            self._lives = lives
         info["life_loss"] = bool(self.enabled and lost)
         return obs, reward, terminated, truncated, info
 

@@ -10,6 +10,7 @@ passed in and returned; nothing is kept on the modules.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -31,6 +32,8 @@ MIXERS: dict[str, Callable[[SequenceConfig], nn.Module]] = {
     "gru": GRUMixer,
     "transformer": TransformerMixer,
 }
+RESCALED_MIXERS = ("mamba2", "mamba")
+"""Backbones whose `out_proj.weight` mamba_ssm's init divides by sqrt(n_layers) (`SequenceConfig.mamba_ssm_init`)."""
 
 
 def state_index(state: State, index: Tensor | slice | list[int]) -> State:
@@ -43,7 +46,11 @@ def _residual_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 class ResidualStack(nn.Module):
-    """`n_layers` blocks r <- r + mixer(RMSNorm(r)) with the residual kept in (at least) fp32, then RMSNorm."""
+    """`n_layers` blocks r <- r + mixer(RMSNorm(r)) with the residual kept in (at least) fp32, then RMSNorm.
+
+    Both norms use `cfg.norm_eps`. With `cfg.mamba_ssm_init` a Mamba mixer's `out_proj.weight` starts at its
+    default init divided by sqrt(n_layers), as mamba_ssm's model init leaves it.
+    """
 
     def __init__(self, cfg: SequenceConfig) -> None:
         super().__init__()
@@ -53,6 +60,10 @@ class ResidualStack(nn.Module):
         self.norms = nn.ModuleList(nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps) for _ in range(cfg.n_layers))
         self.mixers = nn.ModuleList(MIXERS[cfg.backbone](cfg) for _ in range(cfg.n_layers))
         self.norm_f = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        if cfg.mamba_ssm_init and cfg.backbone in RESCALED_MIXERS:
+            with torch.no_grad():  # GPT-2's residual rescaling: one residual branch per block
+                for mixer in self.mixers:
+                    mixer.out_proj.weight.div_(math.sqrt(cfg.n_layers))
 
     def initial_state(self, batch: int, device: torch.device | str | None = None) -> State:
         """Zero state (empty KV caches for the transformer) for `batch` sequences."""
@@ -100,7 +111,8 @@ class ResidualStack(nn.Module):
 class SequenceModel(nn.Module):
     """d_t from (z_t, a_t): SiLU(RMSNorm(Linear([z ; onehot(a)]))) -> residual stack.
 
-    See docs/algorithm.md §World model.
+    See docs/algorithm.md §World model. The stem's RMSNorm uses `cfg.stem_norm_eps`; with
+    `cfg.mamba_ssm_init` the stem Linear's bias starts at 0.
     """
 
     def __init__(self, cfg: SequenceConfig, latent_dim: int, num_actions: int) -> None:
@@ -109,7 +121,9 @@ class SequenceModel(nn.Module):
             raise ValueError(f"num_actions must be positive, got {num_actions}")
         self.latent_dim, self.num_actions = latent_dim, num_actions
         self.stem = nn.Linear(latent_dim + num_actions, cfg.d_model)
-        self.stem_norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        if cfg.mamba_ssm_init:
+            nn.init.zeros_(self.stem.bias)
+        self.stem_norm = nn.RMSNorm(cfg.d_model, eps=cfg.stem_norm_eps)
         self.backbone = ResidualStack(cfg)
 
     @property
