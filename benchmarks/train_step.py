@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.device == "cpu":
             cases.append(("xs (reduced batches)", DramaConfig.preset("xs"), CPU_XS))
         else:
-            cases.append(("xs fp32", DramaConfig.preset("xs").replace_path("train.bf16", False), {}))
-            cases.append(("xs bf16", DramaConfig.preset("xs"), {}))
+            cases.append(("xs fp32", DramaConfig.preset("xs").replace_path("train.precision", "fp32"), {}))
+            cases.append(("xs bf16", DramaConfig.preset("xs").replace_path("train.precision", "bf16"), {}))
     rows = []
     for name, cfg, overrides in cases:
         for key, value in overrides.items():

@@ -235,8 +235,9 @@ class TrainConfig:
     """window: re-run the last `act_context` steps (official); recurrent: O(1) state updates."""
     checkpoint_every: int = 10_000
     """Agent steps between full training checkpoints."""
-    bf16: bool = True
-    """bf16 autocast for the world-model update on CUDA."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """bf16 autocast of acting, imagination and both updates, or fp32 (`drama_agent.precision`); auto: bf16
+    where the device computes it natively (CUDA; CPUs with AMX-BF16 or AVX512-BF16), else fp32."""
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,15 @@ class DramaConfig:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> DramaConfig:
-        """Inverse of `to_dict`; unknown or missing keys are errors that name them."""
+        """Inverse of `to_dict`; unknown or missing keys are errors that name them.
+
+        Configs saved before `train.precision` existed carry `train.bf16` (bf16 autocast on CUDA only):
+        True loads as precision "auto", False as "fp32".
+        """
+        train = data.get("train")
+        if isinstance(train, dict) and "bf16" in train and "precision" not in train:
+            legacy = {k: v for k, v in train.items() if k != "bf16"}
+            data = {**data, "train": {**legacy, "precision": "auto" if train["bf16"] else "fp32"}}
         return _build(DramaConfig, data, "config")
 
     def replace_path(self, dotted: str, value: Any) -> DramaConfig:
@@ -343,7 +352,7 @@ _DEBUG = DramaConfig(
         lr_warmup_updates=10,
         act_context=4,
         checkpoint_every=1_000,
-        bf16=False,
+        precision="fp32",
     ),
 )
 # `cpu`: Drama sized and scheduled for a 2-core CPU, chosen by measurement (benchmarks/README.md, "A schedule

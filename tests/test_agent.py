@@ -147,7 +147,7 @@ def test_ctrl_c_saves_the_state_and_a_nan_loss_keeps_the_last_checkpoint(tmp_pat
             with torch.no_grad():
                 next(_agent.world_model.decoder.parameters()).fill_(float("nan"))
 
-    with pytest.raises(NonFiniteLossError, match="world model loss is nan at env step 48"):
+    with pytest.raises(NonFiniteLossError, match="world model loss was not finite at env step 48"):
         agent.learn(100, run_dir=tmp_path, callback=poison, reset_num_timesteps=False)
     state = load_state(tmp_path / "state.safetensors")
     assert state["counters"]["env_steps"] == 45
