@@ -193,9 +193,7 @@ class Trainer:
                 policy=lambda features: actor.act(features, generator=self.random.sampling),
                 generator=self.random.sampling,
             )
-            rewards, continues = rollout.rewards_and_continues(
-                self.world_model, cfg.actor_critic.reward_before_action
-            )
+            rewards, continues = rollout.rewards_and_continues(self.world_model, cfg.actor_critic.reward_before_action)
         return rollout, rewards, continues
 
     def update_actor_critic(self, rollout: Rollout, rewards: Tensor, continues: Tensor) -> dict[str, Tensor]:
