@@ -4,7 +4,11 @@ Two worker processes run for the whole benchmark, because some settings belong t
 * `old`: the path before this benchmark existed — glibc's default allocator, fp32, and the reference SSD form
   (`ssd_reference` below: the minimal SSD algorithm with a segment-sum decay matrix per chunk, chunk states and
   the inter-chunk recurrence by a decay matrix).
-* `new`: the package's defaults (`drama_agent.cpu.keep_freed_memory()`, `ssd_chunked`, `ssd_step`).
+* `new`: the package's defaults (`drama_agent.cpu.keep_freed_memory()`, `ssd_chunked`, `ssd_step`,
+  `train.precision` "auto", the default `world_model.channels_last`).
+Rows: the SSD scan (forward + backward) and recurrent step against the reference form, then the parts of a
+training step of `xs` at CPU batch sizes (`training_parts`), old path (fp32, no channels_last, the reference SSD
+inside the model) against the new default.
 Both use the same thread count (`--threads`, default 1). For every case the parent asks the workers for one
 timed repeat in turn (old, new, and for the SSD rows also the new code in the old process, which separates the
 algorithm from the process setting), so that load from other programs hits all of them alike. Times are in ms;
@@ -125,6 +129,52 @@ def ssd_step_case(batch: int, impl: str) -> Callable[[], None]:
     return run
 
 
+def training_parts(kind: str, quick: bool):
+    """A trainer for `xs` at CPU batch sizes with a filled replay; `old` as before, `new` with the defaults.
+
+    World-model update at 4 × 64, imagination of 128 rollouts × (8 context + 16 steps), the actor-critic
+    update on one such rollout, and acting (window mode over the last 16 real frames). `quick` halves them.
+    """
+    import numpy as np
+
+    from drama_agent import DramaAgent, DramaConfig, make_env
+    from drama_agent.sequence import mamba2
+
+    cfg = DramaConfig.preset("xs")
+    sizes = {
+        "replay.batch_size": 2 if quick else 4,
+        "replay.seq_len": 64,
+        "imagination.batch_size": 64 if quick else 128,
+    }
+    for key, value in {**sizes, "train.warmup_steps": 200}.items():
+        cfg = cfg.replace_path(key, value)
+    if kind == "old":
+        cfg = cfg.replace_path("train.precision", "fp32").replace_path("world_model.channels_last", False)
+        mamba2.ssd_chunked = ssd_reference
+    env = make_env("Pong", cfg.env, seed=0)
+    agent = DramaAgent(cfg, env=env, device="cpu")
+    trainer = agent.trainer
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (64, 64, 64, 3), dtype=np.uint8)
+    for i in range(300):
+        trainer.replay.add(frames[i % 64], int(rng.integers(6)), float(rng.normal()), False)
+    trainer.obs = frames[0]
+    for _ in range(cfg.train.act_context):  # a full acting window
+        trainer.choose_action()
+    return trainer, trainer.imagine()
+
+
+def part_case(part: str, kind: str, quick: bool) -> Callable[[], None]:
+    trainer, rollout = training_parts(kind, quick)
+    run = {
+        "world_model": trainer.update_world_model,
+        "imagination": trainer.imagine,
+        "actor_critic": lambda: trainer.update_actor_critic(*rollout),
+        "acting": trainer.choose_action,
+    }[part]
+    return lambda: (run(), trainer.check_finite())
+
+
 def cases(quick: bool) -> dict[str, dict]:
     """name -> {"build": (impl) -> callable, "label", "target", "both": also time the new code in `old`}."""
     table: dict[str, dict] = {}
@@ -143,6 +193,19 @@ def cases(quick: bool) -> dict[str, dict]:
         "target": 0.67,
         "both": True,
     }
+    wm, rollouts = ("2 × 64", 64) if quick else ("4 × 64", 128)
+    for part, label, target in (
+        ("world_model", f"world-model update, xs, batch {wm}", 0.33),
+        ("imagination", f"imagination, xs, {rollouts} rollouts × (8 context + 16 steps)", 0.33),
+        ("actor_critic", "actor-critic update on that rollout", 0.5),
+        ("acting", "acting one env step, xs, window mode (16 frames)", 0.33),
+    ):
+        table[part] = {
+            "build": lambda impl, part=part: part_case(part, impl, quick),
+            "label": label,
+            "target": target,
+            "both": False,
+        }
     return table
 
 
