@@ -114,8 +114,9 @@ class WorldModelConfig:
     """Both KL terms are clipped from below at this value (applied to the batch mean)."""
     head_norm_eps: float = 1e-6
     """Epsilon of the RMSNorm in the reward and termination heads (the authors' torchtune default)."""
-    channels_last: bool = False
-    """Run the encoder and decoder convolutions in channels_last memory format (a speed knob only)."""
+    channels_last: bool = True
+    """Run the encoder and decoder convolutions in channels_last memory format (a speed knob only: the same
+    results within float rounding, faster on CPUs, especially under bf16)."""
 
     @property
     def latent_dim(self) -> int:
