@@ -93,9 +93,9 @@ RESUME_SCRIPT = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(1)
     from drama_agent import DramaAgent, DramaConfig, make_env
-    mode, run_dir, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    mode, run_dir, steps, precision = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     cfg = (DramaConfig.preset("debug").replace_path("train.warmup_steps", 40)
-           .replace_path("train.checkpoint_every", 10_000))
+           .replace_path("train.checkpoint_every", 10_000).replace_path("train.precision", precision))
     if mode == "new":
         agent = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
     else:
@@ -110,12 +110,13 @@ def _run(*args):
 
 
 @pytest.mark.slow
-def test_resume_in_a_fresh_process_is_bit_exact(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_in_a_fresh_process_is_bit_exact(tmp_path, precision):
     k = 55  # 15 updates on each side of the save (warm-up 40)
     straight, split = tmp_path / "straight", tmp_path / "split"
-    _run("new", straight, 2 * k)
-    _run("new", split, k)
-    _run("resume", split, 2 * k)
+    _run("new", straight, 2 * k, precision)
+    _run("new", split, k, precision)
+    _run("resume", split, 2 * k, precision)  # the precision comes from the saved config
     a, b = load_state(straight / "state.safetensors"), load_state(split / "state.safetensors")
     for part in ("world_model", "actor_critic"):
         assert a[part].keys() == b[part].keys()
