@@ -4,10 +4,11 @@ Parts: env (the real game), acting (choosing the action with the world model and
 imagination (the no-grad dream), actor-critic update. The replay is first filled with random play; each part
 is timed over `--steps` training steps after `--warmup` untimed ones and reported as a median in ms.
 On CUDA the default is the full xs config in fp32 and bf16; on CPU, xs runs with the reduced batches below
-(a full xs update does not fit a reasonable CPU time budget).
+(a full xs update does not fit a reasonable CPU time budget). The process keeps freed large blocks
+(`drama_agent.cpu.keep_freed_memory`, as `drama-train` does) and uses the configs' default precision.
 
 Writes benchmarks/results/train_step.{json,md}. Usage:
-    OMP_NUM_THREADS=2 python benchmarks/train_step.py [--quick] [--game Pong]
+    OMP_NUM_THREADS=1 python benchmarks/train_step.py [--quick] [--game Pong]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import torch
 
 from drama_agent import DramaAgent, DramaConfig, make_env
+from drama_agent.cpu import keep_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CPU_XS = {"replay.batch_size": 2, "replay.seq_len": 64, "imagination.batch_size": 64}
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
+    keep_freed_memory()
     torch.manual_seed(0)
     steps = 5 if args.quick else args.steps
     cases = [("debug", DramaConfig.preset("debug"), {})]
@@ -77,8 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.device == "cpu":
             cases.append(("xs (reduced batches)", DramaConfig.preset("xs"), CPU_XS))
         else:
-            cases.append(("xs fp32", DramaConfig.preset("xs").replace_path("train.bf16", False), {}))
-            cases.append(("xs bf16", DramaConfig.preset("xs"), {}))
+            cases.append(("xs fp32", DramaConfig.preset("xs").replace_path("train.precision", "fp32"), {}))
+            cases.append(("xs bf16", DramaConfig.preset("xs").replace_path("train.precision", "bf16"), {}))
     rows = []
     for name, cfg, overrides in cases:
         for key, value in overrides.items():

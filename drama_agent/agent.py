@@ -29,6 +29,7 @@ from drama_agent.checks import (
 from drama_agent.config import DramaConfig
 from drama_agent.dream import Imagination
 from drama_agent.envs import make_env
+from drama_agent.precision import resolve_precision
 from drama_agent.randomness import RunRandomness, seeded_init
 from drama_agent.run_loop import progress, run_steps
 from drama_agent.scores import game_name, human_normalized_score
@@ -160,17 +161,18 @@ class DramaAgent:
 
     def _act(self, obs: np.ndarray, state: ActingState, deterministic: bool) -> tuple[int, ActingState]:
         eval_mode(self.world_model, self.actor_critic)
-        return act(
-            self.world_model,
-            self.actor_critic.actor,
-            obs,
-            state,
-            self.cfg.train.acting_mode,
-            self.cfg.train.act_context,
-            self.random.acting_actions,
-            self.random.acting,
-            deterministic,
-        )
+        with resolve_precision(self.cfg.train.precision, self.device).autocast():  # as the trainer acts
+            return act(
+                self.world_model,
+                self.actor_critic.actor,
+                obs,
+                state,
+                self.cfg.train.acting_mode,
+                self.cfg.train.act_context,
+                self.random.acting_actions,
+                self.random.acting,
+                deterministic,
+            )
 
     def act(self, obs: Any, deterministic: bool = False) -> int:
         """Action for one observation (S, S, 3) uint8 of a single env; call `reset()` when its episode ends."""

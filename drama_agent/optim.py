@@ -49,7 +49,12 @@ class LaProp(Optimizer):
         super().__init__(params, defaults)
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+    def step(self, closure: Callable[[], float] | None = None, apply: Tensor | None = None) -> float | None:
+        """One update. `apply`, a 0-dim bool tensor, skips it where False without reading it on the host.
+
+        A skipped update leaves parameters and moments exactly as they were (non-finite gradients never reach
+        them); its lr and step counters, kept on the host, still advance.
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -75,8 +80,12 @@ class LaProp(Optimizer):
                 state["sq_weight"] = state["sq_weight"] * beta2 + (1 - beta2)
                 buckets.setdefault((state["lr_avg"], state["sq_weight"]), []).append(p)
             for (lr_avg, sq_weight), params in buckets.items():
-                update = _update_foreach if group["foreach"] else _update_single
-                update(params, [self.state[p] for p in params], group, lr_avg, sq_weight)
+                states = [self.state[p] for p in params]
+                if apply is None:
+                    update = _update_foreach if group["foreach"] else _update_single
+                    update(params, states, group, lr_avg, sq_weight)
+                else:
+                    _update_masked(params, states, group, lr_avg, sq_weight, apply)
         return loss
 
 
@@ -118,6 +127,36 @@ def _update_foreach(
     torch._foreach_add_(params, exp_avgs, alpha=-step_size)
     if group["weight_decay"] != 0.0:
         torch._foreach_add_(params, params, alpha=-group["weight_decay"])
+
+
+def _update_masked(
+    params: list[Tensor],
+    states: list[dict[str, Any]],
+    group: dict[str, Any],
+    lr_avg: float,
+    sq_weight: float,
+    apply: Tensor,
+) -> None:
+    """`_update_foreach`, bit for bit where `apply` is True; where False every tensor keeps its value.
+
+    Gradients are zeroed, decays become 1 and the parameter change is selected away by `torch.where`, so
+    non-finite gradients never reach the state and nothing is read on the host.
+    """
+    beta1, beta2 = group["betas"]
+    grads = [p.grad.masked_fill_(~apply, 0.0) for p in params]
+    exp_avgs = [s["exp_avg"] for s in states]
+    exp_avg_sqs = [s["exp_avg_sq"] for s in states]
+    one = torch.ones((), dtype=params[0].dtype, device=params[0].device)
+    torch._foreach_mul_(exp_avg_sqs, torch.where(apply, beta2, one))
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+    denoms = torch._foreach_div(exp_avg_sqs, sq_weight)
+    torch._foreach_sqrt_(denoms)
+    torch._foreach_add_(denoms, group["eps"])
+    torch._foreach_mul_(exp_avgs, torch.where(apply, beta1, one))
+    torch._foreach_addcdiv_(exp_avgs, grads, denoms, value=(1 - beta1) * group["lr"])
+    torch._foreach_add_(params, [torch.where(apply, m, 0.0) for m in exp_avgs], alpha=-_step_size(group, lr_avg))
+    if group["weight_decay"] != 0.0:
+        torch._foreach_add_(params, [torch.where(apply, p, 0.0) for p in params], alpha=-group["weight_decay"])
 
 
 def linear_warmup(optimizer: Optimizer, warmup_updates: int) -> LambdaLR:

@@ -43,9 +43,10 @@ def run_steps(
     state every `cfg.train.checkpoint_every` steps and at the end. SIGINT (Ctrl-C) and SIGTERM stop the
     loop at a step boundary: the current `Trainer.step()` finishes, the state is saved (further signals
     wait until the save is done) and `Interrupted` (a KeyboardInterrupt; `exit_code` 130 or 143) is raised.
-    A KeyboardInterrupt raised by other means between steps (e.g. by `callback`) also saves; one raised
-    inside a step, like a NonFiniteLossError, propagates without saving, so the last checkpoint stays
-    intact. Warns when the config's step budget (`cfg.train.total_steps`) stops the updates during these steps.
+    A KeyboardInterrupt raised by other means between steps (e.g. by `callback`) also saves. Before every
+    log and save the trainer checks that no loss became non-finite (`Trainer.check_finite`); its
+    NonFiniteLossError propagates without saving, so the last checkpoint stays intact. Warns when the
+    config's step budget (`cfg.train.total_steps`) stops the updates during these steps.
     """
     if steps < 0:
         raise ValueError(f"the number of steps must be >= 0, got {steps}")
@@ -61,6 +62,11 @@ def run_steps(
     if logger is not None:
         logger.truncate_after(start)
     bar = progress(progress_bar, end, initial=start)
+
+    def checked_save() -> None:
+        trainer.check_finite()
+        save(run_dir)
+
     last_return: float | None = None
     started = time.perf_counter()
     saved_at, between_steps = None, True
@@ -78,10 +84,12 @@ def run_steps(
                         if hns is not None:
                             episode["episode/hns"] = hns
                         logger.log(result.env_step, episode)
-                if logger is not None and result.metrics and result.env_step % log_every == 0:
-                    logger.log(result.env_step, result.metrics)
+                if result.metrics and result.env_step % log_every == 0:
+                    trainer.check_finite()
+                    if logger is not None:
+                        logger.log(result.env_step, result.metrics)
                 if run_dir is not None and result.env_step % trainer.cfg.train.checkpoint_every == 0:
-                    save(run_dir)
+                    checked_save()
                     saved_at = trainer.env_steps
                 if bar is not None:
                     bar.update(1)
@@ -92,13 +100,14 @@ def run_steps(
                     break
         except KeyboardInterrupt:
             if run_dir is not None and between_steps and saved_at != trainer.env_steps:
-                save(run_dir)
+                checked_save()
             raise
         finally:
             if bar is not None:
                 bar.close()
             if logger is not None:
                 logger.close()
+        trainer.check_finite()
         if run_dir is not None and saved_at != trainer.env_steps:
             save(run_dir)  # signals that arrive now are recorded, so the save completes
     if stop.requested:

@@ -10,7 +10,6 @@ The loop around `step` (logging, checkpoints, Ctrl-C) is `drama_agent.run_loop.r
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from drama_agent.config import DramaConfig, TrainConfig
 from drama_agent.env_state import get_env_state, set_env_state
 from drama_agent.imagination import Rollout, imagine_rollout
 from drama_agent.optim import build_optimizer, clip_grad_norm
+from drama_agent.precision import resolve_precision
 from drama_agent.randomness import RunRandomness
 from drama_agent.replay import ReplayBuffer
 from drama_agent.training_state import check_fits
@@ -36,7 +36,11 @@ from drama_agent.world_model import WorldModel
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite; training stops and the last checkpoint stays as it was."""
+    """A loss became NaN or infinite; training stops and the last checkpoint stays as it was.
+
+    Raised by `Trainer.check_finite` (the run loop calls it before logging and saving), not inside `step`,
+    so that no update waits for the device to report its loss.
+    """
 
 
 @dataclass
@@ -88,6 +92,9 @@ class Trainer:
         self.wm_optim, self.wm_schedule = build_optimizer(self.world_model.parameters(), cfg.train)
         self.ac_optim, self.ac_schedule = build_optimizer(self.actor_critic.trainable_parameters(), cfg.train)
         self.random = random
+        self.precision = resolve_precision(cfg.train.precision, self.device)
+        # env step of the first non-finite loss per model (-1: none), kept on the device until checked
+        self._nonfinite_at = {name: torch.tensor(-1, device=self.device) for name in ("world model", "actor-critic")}
         self.env_steps = 0
         self.updates = 0
         self.episodes = 0
@@ -117,16 +124,17 @@ class Trainer:
         if len(self.replay) <= cfg.train.warmup_steps:
             return int(self.random.actions.integers(self.num_actions))
         self._inference_mode()
-        action, self.acting = act(
-            self.world_model,
-            self.actor_critic.actor,
-            self.obs,
-            self.acting,
-            cfg.train.acting_mode,
-            cfg.train.act_context,
-            self.random.actions,
-            self.random.sampling,
-        )
+        with self.precision.autocast():
+            action, self.acting = act(
+                self.world_model,
+                self.actor_critic.actor,
+                self.obs,
+                self.acting,
+                cfg.train.acting_mode,
+                cfg.train.act_context,
+                self.random.actions,
+                self.random.sampling,
+            )
         return action
 
     def step(self) -> StepResult:
@@ -182,15 +190,14 @@ class Trainer:
         cfg = self.cfg
         batch = self.replay.sample_world_model(cfg.replay.batch_size, cfg.replay.seq_len, self.random.replay)
         self.world_model.train()
-        use_bf16 = cfg.train.bf16 and self.device.type == "cuda"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        with self.precision.autocast():
             loss, metrics = self.world_model.loss(
                 batch.obs, batch.actions, batch.rewards, batch.terminations, self.random.sampling
             )
-        grad_norm = self._apply(
+        update = self._apply(
             loss, self.wm_optim, self.wm_schedule, self.world_model.parameters(), cfg.train.wm_grad_clip, "world model"
         )
-        return {f"world_model/{k}": v for k, v in metrics.items()} | {"world_model/grad_norm": grad_norm}
+        return {f"world_model/{k}": v for k, v in (metrics | update).items()}
 
     @torch.no_grad()
     def imagine(self) -> tuple[Rollout, Tensor, Tensor]:
@@ -199,15 +206,16 @@ class Trainer:
         batch = self.replay.sample_imagination(cfg.imagination.batch_size, cfg.imagination.context, self.random.replay)
         self._inference_mode()
         actor = self.actor_critic.actor
-        rollout = imagine_rollout(
-            self.world_model,
-            batch.obs,
-            batch.actions,
-            cfg.imagination.horizon,
-            policy=lambda features: actor.act(features, generator=self.random.sampling),
-            generator=self.random.sampling,
-        )
-        rewards, continues = rollout.rewards_and_continues(self.world_model, cfg.actor_critic.reward_before_action)
+        with self.precision.autocast():
+            rollout = imagine_rollout(
+                self.world_model,
+                batch.obs,
+                batch.actions,
+                cfg.imagination.horizon,
+                policy=lambda features: actor.act(features, generator=self.random.sampling),
+                generator=self.random.sampling,
+            )
+            rewards, continues = rollout.rewards_and_continues(self.world_model, cfg.actor_critic.reward_before_action)
         return rollout, rewards, continues
 
     def update_actor_critic(self, rollout: Rollout, rewards: Tensor, continues: Tensor) -> dict[str, Tensor]:
@@ -217,10 +225,11 @@ class Trainer:
         """
         cfg = self.cfg
         self.actor_critic.train()
-        loss, metrics = actor_critic_loss(
-            self.actor_critic, rollout.features, rollout.actions, rewards, continues, cfg.actor_critic
-        )
-        grad_norm = self._apply(
+        with self.precision.autocast():
+            loss, metrics = actor_critic_loss(
+                self.actor_critic, rollout.features, rollout.actions, rewards, continues, cfg.actor_critic
+            )
+        update = self._apply(
             loss,
             self.ac_optim,
             self.ac_schedule,
@@ -230,22 +239,30 @@ class Trainer:
         )
         self.actor_critic.update_slow_critic()
         metrics["imagined_reward"] = rewards.mean()
-        return {f"actor_critic/{k}": v for k, v in metrics.items()} | {"actor_critic/grad_norm": grad_norm}
+        return {f"actor_critic/{k}": v for k, v in (metrics | update).items()}
 
-    def _apply(self, loss: Tensor, optim, schedule, params, clip: float, name: str) -> Tensor:
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise NonFiniteLossError(
-                f"the {name} loss is {value} at env step {self.env_steps}; training stopped "
-                "(the last saved checkpoint is intact)"
-            )
+    def _apply(self, loss: Tensor, optim, schedule, params, clip: float, name: str) -> dict[str, Tensor]:
+        """Backward, clip and step, skipping the step when the gradients are not finite (as a gradient scaler
+        does under bf16); nothing is read on the host. Returns the grad norm and whether the step was skipped."""
+        first = self._nonfinite_at[name]
+        bad_loss = ~torch.isfinite(loss.detach())
+        self._nonfinite_at[name] = torch.where(bad_loss & (first < 0), self.env_steps, first)
         optim.zero_grad(set_to_none=True)
         loss.backward()
-        params = list(params)
-        grad_norm = clip_grad_norm(params, clip)
-        optim.step()
+        grad_norm = clip_grad_norm(list(params), clip)
+        finite = torch.isfinite(grad_norm)
+        optim.step(apply=finite)
         schedule.step()
-        return grad_norm
+        return {"grad_norm": grad_norm, "skipped_update": (~finite).float()}
+
+    def check_finite(self) -> None:
+        """Raise NonFiniteLossError if a loss was NaN or infinite since the trainer was made (reads the device)."""
+        for name, step in self._nonfinite_at.items():
+            if int(step) >= 0:
+                raise NonFiniteLossError(
+                    f"the {name} loss was not finite at env step {int(step)}; training stopped "
+                    "(the last saved checkpoint is intact)"
+                )
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -95,9 +95,9 @@ RESUME_SCRIPT = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(1)
     from drama_agent import DramaAgent, DramaConfig, make_env
-    mode, run_dir, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    mode, run_dir, steps, precision = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     cfg = (DramaConfig.preset("debug").replace_path("train.warmup_steps", 40)
-           .replace_path("train.checkpoint_every", 10_000))
+           .replace_path("train.checkpoint_every", 10_000).replace_path("train.precision", precision))
     if mode == "new":
         agent = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
     else:
@@ -112,12 +112,13 @@ def _run(*args):
 
 
 @pytest.mark.slow
-def test_resume_in_a_fresh_process_is_bit_exact(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_in_a_fresh_process_is_bit_exact(tmp_path, precision):
     k = 55  # 15 updates on each side of the save (warm-up 40)
     straight, split = tmp_path / "straight", tmp_path / "split"
-    _run("new", straight, 2 * k)
-    _run("new", split, k)
-    _run("resume", split, 2 * k)
+    _run("new", straight, 2 * k, precision)
+    _run("new", split, k, precision)
+    _run("resume", split, 2 * k, precision)  # the precision comes from the saved config
     a, b = load_state(straight / "state.safetensors"), load_state(split / "state.safetensors")
     for part in ("world_model", "actor_critic"):
         assert a[part].keys() == b[part].keys()
@@ -149,7 +150,7 @@ def test_ctrl_c_saves_the_state_and_a_nan_loss_keeps_the_last_checkpoint(tmp_pat
             with torch.no_grad():
                 next(_agent.world_model.decoder.parameters()).fill_(float("nan"))
 
-    with pytest.raises(NonFiniteLossError, match="world model loss is nan at env step 48"):
+    with pytest.raises(NonFiniteLossError, match="world model loss was not finite at env step 48"):
         agent.learn(100, run_dir=tmp_path, callback=poison, reset_num_timesteps=False)
     state = load_state(tmp_path / "state.safetensors")
     assert state["counters"]["env_steps"] == 45

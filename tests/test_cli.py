@@ -46,8 +46,13 @@ def test_pong_smoke_run_trains_saves_and_evaluates(tmp_path, capsys):
         "--log-every",
         "10",
         "--no-progress",
+        "--threads",
+        "1",
     ]
     assert train.main(argv) == 0
+    first_lines = capsys.readouterr().out.splitlines()[:4]
+    assert "precision: fp32 (train.precision is fp32)" in first_lines  # the debug preset's setting
+    assert "threads: 1 (set by --threads; inter-op 1)" in first_lines
     assert (run_dir / "state.safetensors").is_file()
     names = {name for _, name, _ in read_metrics(run_dir)}
     assert {"world_model/recon", "actor_critic/policy_loss", "world_model/loss"} <= names

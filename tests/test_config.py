@@ -26,7 +26,7 @@ def test_presets_are_valid_and_round_trip(name):
         ("sequence.headdim", 24, r"sequence\.headdim: must divide"),
         ("actor_critic.gamma", 1.5, r"actor_critic\.gamma: must be in \[0, 1\]"),
         ("train.lr", float("nan"), r"train\.lr: must be a finite number"),
-        ("train.bf16", 1, r"train\.bf16: must be True or False"),
+        ("train.precision", "fp16", r"train\.precision: must be one of 'auto', 'fp32', 'bf16'"),
     ],
 )
 def test_a_bad_field_fails_when_the_config_is_built(field, value, message):
@@ -51,3 +51,11 @@ def test_command_line_overrides_are_validated_together():
     assert cfg.world_model.encoder_channels == (8, 16, 16) and cfg.world_model.encoder_strides == (1, 2, 2)
     with pytest.raises(ValueError, match=r"encoder_strides"):  # one at a time, the first change is refused
         DEBUG.replace_path("world_model.encoder_channels", (8, 16, 16))
+
+
+def test_configs_saved_with_the_old_bf16_flag_load_as_a_precision():
+    for old, precision in ((True, "auto"), (False, "fp32")):
+        data = DEBUG.to_dict()
+        del data["train"]["precision"]
+        data["train"]["bf16"] = old
+        assert DramaConfig.from_dict(data) == DEBUG.replace_path("train.precision", precision)

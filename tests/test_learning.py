@@ -16,8 +16,9 @@ def one_thread():
 
 
 @pytest.mark.slow
-def test_debug_agent_beats_random_on_catch(one_thread):
-    cfg = DramaConfig.preset("debug")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_debug_agent_beats_random_on_catch(one_thread, precision):
+    cfg = DramaConfig.preset("debug").replace_path("train.precision", precision)
     agent = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
     agent.learn(total_timesteps=4_000)
     result = agent.evaluate(make_env("Catch", cfg.env, seed=5), n_episodes=20, deterministic=True)

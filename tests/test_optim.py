@@ -171,3 +171,28 @@ def test_clip_grad_norm_returns_detached_pre_clip_norm():
     norm = clip_grad_norm([a, b], 100.0)  # below the limit: untouched
     assert norm.item() == pytest.approx(6.5, rel=1e-5)
     torch.testing.assert_close(b.grad, torch.tensor([6.0]), atol=1e-5, rtol=0)
+
+
+def test_masked_step_equals_plain_step_bitwise_and_a_skip_changes_nothing():
+    """`step(apply=...)`: True gives the plain update bit for bit; False (here with NaN and inf gradients)
+    leaves parameters and moments exactly as they were."""
+    grads = random_grads(6, torch.float32)
+    plain, masked = make_params(torch.float32), make_params(torch.float32)
+    run_laprop(plain, grads, foreach=True, eps=1e-20, weight_decay=1e-4)
+    opt = LaProp(masked, eps=1e-20, weight_decay=1e-4)
+    for k, g_list in enumerate(grads):
+        opt.param_groups[0]["lr"] = lr_at(k)
+        for p, g in zip(masked, g_list, strict=True):
+            p.grad = g.clone()
+        opt.step(apply=torch.tensor(True))
+    for x, y in zip(plain, masked, strict=True):
+        assert torch.equal(x, y)
+    before = [p.detach().clone() for p in masked]
+    moments = [(opt.state[p]["exp_avg"].clone(), opt.state[p]["exp_avg_sq"].clone()) for p in masked]
+    for p in masked:
+        p.grad = torch.full_like(p, float("nan"))
+    masked[0].grad[0] = float("inf")
+    opt.step(apply=torch.tensor(False))
+    for p, old, (m, v) in zip(masked, before, moments, strict=True):
+        assert torch.equal(p.detach(), old)
+        assert torch.equal(opt.state[p]["exp_avg"], m) and torch.equal(opt.state[p]["exp_avg_sq"], v)

@@ -73,6 +73,44 @@ def test_ssd_gradcheck() -> None:
     assert torch.autograd.gradcheck(scan, args, eps=1e-6, atol=1e-7)
 
 
+def test_ssd_gradients_with_groups_and_several_chunks() -> None:
+    """The hand-written backward of the intra-chunk part, with 2 groups of 2 heads and 3 chunks of 5."""
+    x, dt, A, B, C, state = random_problem(batch=1, length=15, heads=4, headdim=2, groups=2, dstate=2, seed=1)
+    args = [t.clone().requires_grad_() for t in (x, dt, A, B, C, state)]
+
+    def scan(x, dt, A, B, C, state):
+        return ssd_chunked(x, dt, A, B, C, 5, state)
+
+    assert torch.autograd.gradcheck(scan, args, eps=1e-6, atol=1e-7)
+
+
+def test_float32_scan_with_vanishing_decays_matches_float64() -> None:
+    """Decays far below the smallest normal float32 (log-decays of -10 per step) stay finite and exact enough.
+
+    The scan clamps log-decays at about -61 (no subnormal numbers); terms decayed beyond that are < 1e-26.
+    """
+    x, dt, A, B, C, state = random_problem(batch=2, length=200, heads=4, headdim=3, groups=1, dstate=5, seed=2)
+    A = torch.tensor([-10.0, -1.0, -0.1, -30.0], dtype=torch.float64)
+    y_ref, s_ref = sequential_scan(x, dt, A, B, C, state)
+    args32 = [t.float().requires_grad_() for t in (x, dt, A, B, C, state)]
+    y, final = ssd_chunked(*args32[:5], 64, args32[5])
+    (y.square().sum() + final.square().sum()).backward()
+    scale = y_ref.abs().max().item()
+    assert (y.double() - y_ref).abs().max().item() < 1e-5 * scale
+    assert (final.double() - s_ref).abs().max().item() < 1e-5 * s_ref.abs().max().item()
+    assert all(torch.isfinite(t.grad).all() for t in args32)
+
+
+def test_ssd_step_chain_equals_chunked_scan() -> None:
+    """Stepping the recurrence T times gives the chunked scan's outputs and final state (float64)."""
+    x, dt, A, B, C, state = random_problem(batch=3, length=40, heads=4, groups=2)
+    y_chunked, s_chunked = ssd_chunked(x, dt, A, B, C, 16, state)
+    for t in range(x.shape[1]):
+        y_t, state = ssd_step(state, x[:, t], dt[:, t], A, B[:, t], C[:, t])
+        assert (y_t - y_chunked[:, t]).abs().max().item() < 1e-10
+    assert (state - s_chunked).abs().max().item() < 1e-10
+
+
 @pytest.mark.gpu
 def test_weights_load_into_mamba_ssm_and_outputs_match() -> None:
     if not torch.cuda.is_available():

@@ -25,7 +25,9 @@ import gymnasium as gym
 from drama_agent import DramaAgent, DramaConfig, make_env
 from drama_agent.checkpoint import CheckpointFormatError
 from drama_agent.config import PRESETS, EnvConfig
+from drama_agent.cpu import apply_threads, choose_threads, keep_freed_memory
 from drama_agent.hub import CheckpointNotFoundError
+from drama_agent.model_card import preset_name
 from drama_agent.scores import game_name
 
 DEFAULT_ORDER = ("xs", "cpu", "s", "debug")
@@ -63,6 +65,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--headless", action="store_true", help="no window (SDL_VIDEODRIVER=dummy), e.g. with --record")
     p.add_argument("--seed", type=int, default=0, help="seed of the game and the dreams")
     p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, ...")
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        default=None,
+        help="CPU threads of torch (default: OMP_NUM_THREADS if set, else 1 on machines with up to 3 cores and "
+        "for the debug preset, else all cores but one)",
+    )
     p.add_argument(
         "--acting-mode",
         choices=["window", "recurrent"],
@@ -137,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         agent, env, title = load(args)
         if args.acting_mode is not None:
             agent.cfg = agent.cfg.replace_path("train.acting_mode", args.acting_mode)
+        apply_threads(choose_threads(args.threads, small_model=preset_name(agent.cfg) == "debug"))
+        if agent.device.type == "cpu":
+            keep_freed_memory()
     except ViewerError as err:
         print(f"drama-view: {err}", file=sys.stderr)
         return err.code

@@ -10,11 +10,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drama_agent.cli.config_args import add_config_arguments, apply_config_arguments
 from drama_agent.config import PRESETS, DramaConfig
 from drama_agent.interrupts import exit_code, signals_raise
+
+if TYPE_CHECKING:
+    import torch
 
 EXIT_CODES = """exit codes:
   0    done
@@ -67,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-every", type=int, default=100, help="env steps between logged update metrics")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads of torch (default: OMP_NUM_THREADS if set, else 1 on machines with up to 3 cores and "
+        "for the debug preset, else all cores but one)",
+    )
     add_config_arguments(parser)
     return parser
 
@@ -94,6 +103,8 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, run: dict[
     from drama_agent.scores import game_name
     from drama_agent.trainer import NonFiniteLossError
 
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
     started = time.perf_counter()
     try:
         for option, value, minimum in (("--steps", args.steps, 1), ("--eval-episodes", args.eval_episodes, 0)):
@@ -138,6 +149,7 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, run: dict[
         return 2
     run["dir"] = run_dir
     cfg = agent.cfg
+    describe_compute(cfg, agent.device, args.threads)
     total = cfg.train.total_steps + cfg.train.freeze_steps
     first_step = agent.num_timesteps
     try:
@@ -219,6 +231,21 @@ def schedule(cfg: DramaConfig) -> str:
         f"{line}\ndrama-train: warning: no update will run: the {total} steps end before the warm-up of "
         f"{train.warmup_steps} random steps is over (give --steps above {train.warmup_steps})"
     )
+
+
+def describe_compute(cfg: DramaConfig, device: torch.device, threads: int | None) -> None:
+    """Choose threads (and the allocator policy on CPU) and print them with the precision, each with why."""
+    from drama_agent.cpu import apply_threads, choose_threads, keep_freed_memory
+    from drama_agent.model_card import preset_name
+    from drama_agent.precision import resolve_precision
+
+    precision = resolve_precision(cfg.train.precision, device)
+    print(f"precision: {precision.name} ({precision.reason})")
+    choice = choose_threads(threads, small_model=preset_name(cfg) == "debug")
+    apply_threads(choice)
+    print(f"threads: {choice.threads} ({choice.reason}; inter-op 1)")
+    if device.type == "cpu" and keep_freed_memory():
+        print("memory: freed large blocks are kept for reuse instead of being returned to the OS")
 
 
 if __name__ == "__main__":

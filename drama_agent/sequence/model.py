@@ -141,7 +141,9 @@ class SequenceModel(nn.Module):
             raise ValueError(f"actions have shape {tuple(a.shape)}, expected {tuple(z.shape[:-1])} to match z")
         if a.dtype.is_floating_point or a.dtype == torch.bool:
             raise ValueError(f"actions must be integer indices, got dtype {a.dtype}")
-        if a.numel() and (int(a.min()) < 0 or int(a.max()) >= self.num_actions):
+        # checked on the CPU only: on a GPU reading a.min() would wait for the device at every imagined step,
+        # and one_hot's own device-side assert stops an out-of-range action there
+        if a.numel() and a.device.type == "cpu" and (int(a.min()) < 0 or int(a.max()) >= self.num_actions):
             raise ValueError(f"action out of range [0, {self.num_actions}): min {int(a.min())}, max {int(a.max())}")
         za = torch.cat([z, F.one_hot(a.long(), self.num_actions).to(z.dtype)], dim=-1)  # (..., Z + A)
         h = self.stem(za)  # (..., D)
