@@ -1,4 +1,4 @@
-"""The Mamba-2 mixer (SPEC §2), parameter names and shapes as `mamba_ssm.modules.mamba2.Mamba2`.
+"""The Mamba-2 mixer (docs/algorithm.md §World model), parameter names and shapes as `mamba_ssm.modules.mamba2.Mamba2`.
 
 in_proj maps u (d_model) to [z (d_inner) ; xBC (d_inner + 2·G·N) ; dt (H)]; a depthwise causal conv + SiLU
 runs over xBC; the SSD scan mixes x over time; y + D·x is gated by SiLU(z), RMS-normalised and projected
