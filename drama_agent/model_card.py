@@ -7,8 +7,9 @@ from typing import Any
 import yaml
 
 from drama_agent.checkpoint import CheckpointFormatError
-from drama_agent.config import PRESETS, DramaConfig
+from drama_agent.config import DramaConfig
 from drama_agent.envs import CATCH_ID, random_policy_return
+from drama_agent.presets import PRESETS
 from drama_agent.scores import game_name, score_table
 
 LIMITS = [

@@ -24,10 +24,11 @@ import gymnasium as gym
 
 from drama_agent import DramaAgent, DramaConfig, make_env
 from drama_agent.checkpoint import CheckpointFormatError
-from drama_agent.config import PRESETS, EnvConfig
+from drama_agent.config import EnvConfig
 from drama_agent.cpu import apply_threads, choose_threads, keep_freed_memory
 from drama_agent.hub import CheckpointNotFoundError
 from drama_agent.model_card import preset_name
+from drama_agent.presets import PRESETS
 from drama_agent.scores import game_name
 
 DEFAULT_ORDER = ("xs", "cpu", "s", "debug")

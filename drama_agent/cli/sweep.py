@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from drama_agent.cli.config_args import add_config_arguments
-from drama_agent.config import PRESETS
+from drama_agent.presets import PRESETS
 from drama_agent.scores import score_table
 from drama_agent.sweep import MissingExtraError
 from drama_agent.sweep.runs import SETTINGS_FILE

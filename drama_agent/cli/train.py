@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drama_agent.cli.config_args import add_config_arguments, apply_config_arguments
-from drama_agent.config import PRESETS, DramaConfig
+from drama_agent.config import DramaConfig
 from drama_agent.interrupts import exit_code, signals_raise
+from drama_agent.presets import PRESETS
 
 if TYPE_CHECKING:
     import torch
@@ -94,9 +95,10 @@ def main(argv: list[str] | None = None) -> int:
 def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, run: dict[str, Any]) -> int:
     import torch
 
-    from drama_agent.agent import DramaAgent, resolve_device
+    from drama_agent.agent import DramaAgent
     from drama_agent.atomic import WriteError
     from drama_agent.checkpoint import round_weights
+    from drama_agent.checks import resolve_device
     from drama_agent.envs import make_env
     from drama_agent.model_card import preset_name
     from drama_agent.protocol import protocol_score, write_protocol
