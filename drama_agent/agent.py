@@ -25,6 +25,7 @@ from drama_agent.checks import (
     count_parameters,
     eval_mode,
     num_actions_of,
+    resolve_device,
 )
 from drama_agent.config import DramaConfig
 from drama_agent.dream import Imagination
@@ -38,19 +39,6 @@ from drama_agent.trainer import StepResult, Trainer
 from drama_agent.training_state import load_training_state, save_training_state
 from drama_agent.version import __version__
 from drama_agent.world_model import build_world_model
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; ValueError for a device that does not exist here."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asks for CUDA, which is not available here; use 'auto' or 'cpu'")
-    return resolved
 
 
 class DramaAgent:

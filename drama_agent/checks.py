@@ -6,6 +6,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from torch import nn
 
 from drama_agent.config import EnvConfig
@@ -93,3 +94,16 @@ def eval_mode(*modules: nn.Module) -> None:
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters of `module`."""
     return sum(p.numel() for p in module.parameters())
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """'auto' -> CUDA when available, else CPU; ValueError for a device that does not exist here."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asks for CUDA, which is not available here; use 'auto' or 'cpu'")
+    return resolved
