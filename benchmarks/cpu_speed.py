@@ -29,9 +29,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from results_io import write_results
+
 SSD_SHAPE = {"batch": 8, "heads": 16, "headdim": 64, "dstate": 16}
 
 
@@ -357,11 +357,7 @@ def main(argv: list[str] | None = None) -> None:
         for w in workers.values():
             w.close()
     result["load_after"] = os.getloadavg()[0]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = "cpu_speed_quick" if args.quick else "cpu_speed"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(result, markdown(result), "cpu_speed_quick" if args.quick else "cpu_speed")
 
 
 if __name__ == "__main__":

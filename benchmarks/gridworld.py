@@ -27,10 +27,9 @@ from gridworld_task.env import FRAME_LEN, generate
 from gridworld_task.metrics import grid_error, oracle_cells
 from gridworld_task.model import BACKBONES, matched_configs
 from gridworld_task.train import GridTrainConfig, train_and_evaluate
+from results_io import RESULTS, write_results
 
 from drama_agent.config import SequenceConfig
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 PAPER = {
     # backbone: {frames: (ms per training step, error %)}; the transformer ran out of memory at 1664 tokens
@@ -203,10 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.merge:
         result = merge(args.merge)
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "gridworld.json").write_text(json.dumps(result, indent=2))
-        (args.out / "gridworld.md").write_text(markdown(result))
-        print(markdown(result))
+        write_results(result, markdown(result), "gridworld", args.out)
         return result
     start = time.perf_counter()
     configs = matched_configs(base_config(args.d_model, args.n_layers), tuple(args.backbones))
@@ -246,10 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
         "rows": summarise(runs, configs, args.frames),
         "runs": runs,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gridworld.json").write_text(json.dumps(result, indent=2))
-    (args.out / "gridworld.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(result, markdown(result), "gridworld", args.out)
     return result
 
 

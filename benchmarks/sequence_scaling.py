@@ -21,12 +21,11 @@ import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from peak_memory import rss_peak_rise_mib
+from results_io import write_results
 
 BACKBONES = ("mamba2", "mamba", "gru", "transformer")
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _stack(backbone: str):
@@ -163,11 +162,7 @@ def main(argv: list[str] | None = None) -> None:
             row = run_child("step", backbone, batch, hist, 5 if args.quick else 10)
             result["step"].append({"backbone": backbone, "batch": batch, "history": hist, **row})
             print(backbone, "step batch", batch, "history", hist, row, flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = "sequence_scaling_quick" if args.quick else "sequence_scaling"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(result, markdown(result), "sequence_scaling_quick" if args.quick else "sequence_scaling")
 
 
 if __name__ == "__main__":

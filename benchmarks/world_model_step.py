@@ -29,11 +29,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from peak_memory import rss_peak_rise_mib
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from results_io import write_results
 
 
 def child_update(case: dict) -> dict:
@@ -218,11 +216,9 @@ def main(argv: list[str] | None = None) -> None:
     steps = 10_000 if args.quick else args.dfs_steps
     result["dfs"] = run_child("dfs", {"steps": steps, "repeats": 3 if args.quick else 10})
     print(result["dfs"], flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = args.stem or ("world_model_step_quick" if args.quick else "world_model_step")
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(
+        result, markdown(result), args.stem or ("world_model_step_quick" if args.quick else "world_model_step")
+    )
 
 
 if __name__ == "__main__":
