@@ -195,9 +195,10 @@ def test_world_model_layers_are_initialised_like_the_authors():
     stem = model.decoder.stem.weight.detach()  # Linear(1024 -> 1024)
     sigma = init_std(1024, 1024)
     assert stem.std().item() == pytest.approx(sigma * TRUNC_NORMAL_STD, rel=0.02)
-    assert stem.abs().max().item() <= 2 * sigma
+    # truncation clamps at the float32 value of ±2σ, which can round above the double 2σ: compare in float32
+    assert stem.abs().max() <= torch.tensor(2 * sigma, dtype=torch.float32)
     last_conv = model.encoder.net[-3]
-    assert last_conv.weight.abs().max().item() <= 2 * init_std(25 * 64, 25 * 64)
+    assert last_conv.weight.abs().max() <= torch.tensor(2 * init_std(25 * 64, 25 * 64), dtype=torch.float32)
     assert model.reward_head.net[0].bias.abs().max().item() == 0.0
 
 
