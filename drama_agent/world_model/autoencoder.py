@@ -48,7 +48,8 @@ class Encoder(nn.Module):
     def _folded(self, x: Tensor) -> Tensor:
         """Inference under autocast: each BatchNorm folded into its convolution, SiLU in place.
 
-        About 1.4× faster in bf16 on CPU; fp32 (no autocast) and training keep the unfolded layers bit for bit.
+        One convolution per layer instead of convolution, BatchNorm and a fresh SiLU output; fp32 (no autocast) and
+        training keep the unfolded layers bit for bit. See benchmarks/README.md for its effect on imagination.
         """
         layers = list(self.net)
         for conv, norm in zip(layers[0::3], layers[1::3], strict=True):
