@@ -6,7 +6,6 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 
 def conv_output_size(size: int, kernel: int, stride: int) -> int:
@@ -41,23 +40,7 @@ class Encoder(nn.Module):
         self.out_dim = c_in * size * size
 
     def forward(self, frames: Tensor) -> Tensor:
-        if self.training or torch.is_grad_enabled() or not torch.is_autocast_enabled(frames.device.type):
-            return self.net(frames).flatten(1)  # (N, C, s, s) -> (N, C·s·s)
-        return self._folded(frames).flatten(1)
-
-    def _folded(self, x: Tensor) -> Tensor:
-        """Inference under autocast: each BatchNorm folded into its convolution, SiLU in place.
-
-        One convolution per layer instead of convolution, BatchNorm and a fresh SiLU output; fp32 (no autocast) and
-        training keep the unfolded layers bit for bit. See benchmarks/README.md for its effect on imagination.
-        """
-        layers = list(self.net)
-        for conv, norm in zip(layers[0::3], layers[1::3], strict=True):
-            scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)  # (C_out,)
-            weight = conv.weight * scale[:, None, None, None]
-            bias = (conv.bias - norm.running_mean) * scale + norm.bias
-            x = F.silu(F.conv2d(x, weight, bias, conv.stride, conv.padding), inplace=True)
-        return x
+        return self.net(frames).flatten(1)  # (N, C, s, s) -> (N, C·s·s)
 
 
 class Decoder(nn.Module):
