@@ -171,8 +171,34 @@ def part_case(part: str, kind: str, quick: bool) -> Callable[[], None]:
         "imagination": trainer.imagine,
         "actor_critic": lambda: trainer.update_actor_critic(*rollout),
         "acting": trainer.choose_action,
+        "acting_fixed": fixed_agent_acting(trainer, reuse_encodings=kind == "new"),
     }[part]
     return lambda: (run(), trainer.check_finite())
+
+
+def fixed_agent_acting(trainer, reuse_encodings: bool) -> Callable[[], None]:
+    """One env step of acting with weights that do not change (evaluation, `agent.act`, the viewer): the window
+    slides by one frame per call; the old path re-encodes all of it, the new one only the new frame."""
+    from drama_agent.acting import act
+
+    cfg, state = trainer.cfg, {"acting": trainer.acting}
+
+    def run() -> None:
+        trainer._inference_mode()
+        with trainer.precision.autocast():
+            _, state["acting"] = act(
+                trainer.world_model,
+                trainer.actor_critic.actor,
+                trainer.obs,
+                state["acting"],
+                cfg.train.acting_mode,
+                cfg.train.act_context,
+                trainer.random.actions,
+                trainer.random.sampling,
+                reuse_encodings=reuse_encodings,
+            )
+
+    return run
 
 
 def cases(quick: bool) -> dict[str, dict]:
@@ -198,7 +224,8 @@ def cases(quick: bool) -> dict[str, dict]:
         ("world_model", f"world-model update, xs, batch {wm}", 0.33),
         ("imagination", f"imagination, xs, {rollouts} rollouts × (8 context + 16 steps)", 0.33),
         ("actor_critic", "actor-critic update on that rollout", 0.5),
-        ("acting", "acting one env step, xs, window mode (16 frames)", 0.33),
+        ("acting", "acting one env step in training, xs, window mode (16 frames; weights change between steps)", 0.33),
+        ("acting_fixed", "acting one env step of a fixed agent, xs, window mode (16 frames)", 0.33),
     ):
         table[part] = {
             "build": lambda impl, part=part: part_case(part, impl, quick),

@@ -6,7 +6,9 @@ Both modes act on [ẑ_t ; d_{t−1}], where d_{t−1} summarises the real (o, a
 ẑ_t ~ prior(d_{t−1}); the first step of an episode takes a random action, as the authors' code does.
 
 * `window` (official): keep the last `context` real (obs, action) pairs and re-run them from a zero
-  state at every step.
+  state at every step. With `reuse_encodings` the posterior logits of each frame are kept with the state and
+  only new frames are encoded while the world model's weights stay the same (acting of a fixed agent); the
+  latents are sampled afresh at every step either way, so the actions are those of re-encoding the window.
 * `recurrent`: carry the sequence state forward, one `step` per env step (O(1), unbounded context).
 
 `ActingState` is an immutable value per environment; `act` returns the action and the next state and never
@@ -32,6 +34,8 @@ class ActingState:
 
     obs: tuple[np.ndarray, ...] = ()  # window mode: last real observations (S, S, 3) uint8
     actions: tuple[int, ...] = ()  # the actions taken at them
+    encoded: tuple[Tensor, ...] = ()  # window mode: posterior logits (1, 1, K, C) of the first len(encoded) obs
+    encoded_with: int | None = None  # `weights_version` of the world model that encoded them
     sequence: State | None = None  # recurrent mode: state after the previous (z, a)
     last_z: Tensor | None = None  # recurrent mode: (1, Z) posterior sample of the previous observation
     last_action: int | None = None
@@ -48,19 +52,21 @@ def act(
     rng: np.random.Generator,
     generator: torch.Generator | None,
     deterministic: bool = False,
+    reuse_encodings: bool = False,
 ) -> tuple[int, ActingState]:
     """Choose the action for observation `obs` (S, S, 3) uint8 and remember (obs, action).
 
     Models must be in `eval()` mode. `rng` draws the first random action of an episode; `generator`
-    (on the models' device) drives the latent and policy samples.
+    (on the models' device) drives the latent and policy samples. `reuse_encodings` keeps the window's
+    encodings in the state (see the module docstring).
     """
     device = next(world_model.parameters()).device
-    d_prev, sequence = None, state.sequence
+    d_prev, sequence, encoded = None, state.sequence, ()
     if mode == "window":
         if state.actions:
-            past = torch.as_tensor(np.stack(state.obs), device=device).unsqueeze(0)  # (1, L, S, S, 3)
+            encoded = encode_window(world_model, state, device, reuse_encodings)
             past_actions = torch.as_tensor(state.actions, device=device).unsqueeze(0)  # (1, L)
-            z = world_model.sample(world_model.encode(past), generator)  # (1, L, Z)
+            z = world_model.sample(torch.cat(encoded, 1), generator)  # (1, L, Z)
             d, _ = world_model.sequence_model(z, past_actions)
             d_prev = d[:, -1]  # (1, D)
     elif mode == "recurrent":
@@ -79,7 +85,32 @@ def act(
 
     if mode == "window":
         kept = np.array(obs, copy=True)  # the caller may reuse its array (vectorised envs do)
-        return action, replace(state, obs=(*state.obs, kept)[-context:], actions=(*state.actions, action)[-context:])
+        window = (*state.obs, kept)[-context:]
+        dropped = len(state.obs) + 1 - len(window)
+        return action, replace(
+            state,
+            obs=window,
+            actions=(*state.actions, action)[-context:],
+            encoded=encoded[dropped:] if reuse_encodings else (),
+            encoded_with=weights_version(world_model) if reuse_encodings else None,
+        )
     frame = torch.as_tensor(obs, device=device)[None, None]  # (1, 1, S, S, 3)
     last_z = world_model.sample(world_model.encode(frame), generator)[:, 0]  # (1, Z)
     return action, ActingState(sequence=sequence, last_z=last_z, last_action=action)
+
+
+def weights_version(module: torch.nn.Module) -> int:
+    """A number that grows with every in-place change of `module`'s parameters and buffers (optimiser steps,
+    `load_state_dict`, normaliser and BatchNorm statistics), so equal numbers mean unchanged weights."""
+    return sum(t._version for t in (*module.parameters(), *module.buffers()))
+
+
+def encode_window(world_model: WorldModel, state: ActingState, device: torch.device, reuse: bool) -> tuple[Tensor, ...]:
+    """Posterior logits (1, 1, K, C) of each frame of `state.obs`; with `reuse`, the state's encodings made by
+    the same weights are kept and only the frames after them are encoded."""
+    known = state.encoded if reuse and state.encoded_with == weights_version(world_model) else ()
+    new = state.obs[len(known) :]
+    if not new:
+        return known
+    frames = torch.as_tensor(np.stack(new), device=device).unsqueeze(0)  # (1, n, S, S, 3)
+    return known + tuple(world_model.encode(frames).split(1, dim=1))

@@ -160,6 +160,7 @@ class DramaAgent:
                 self.random.acting_actions,
                 self.random.acting,
                 deterministic,
+                reuse_encodings=True,  # the weights do not change while acting
             )
 
     def act(self, obs: Any, deterministic: bool = False) -> int:
@@ -273,6 +274,7 @@ class DramaAgent:
             "returns": returns,
             "lengths": lengths,
             "hns": human_normalized_score(env_id, mean),
+            "precision": resolve_precision(self.cfg.train.precision, self.device).name,
         }
 
     def parameter_counts(self) -> dict[str, int]:

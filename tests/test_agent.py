@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from drama_agent import DramaAgent, DramaConfig, make_env
+from drama_agent.acting import ActingState, act, encode_window
 from drama_agent.imagination import start_state
 from drama_agent.metrics import read_metrics
+from drama_agent.precision import resolve_precision
 from drama_agent.serialization import load_state
 
 DEBUG = DramaConfig.preset("debug")
@@ -182,3 +184,43 @@ def test_recurrent_acting_carries_one_state_and_matches_a_parallel_pass():
     for mine, theirs in zip(carried, parallel, strict=True):
         for a, b in zip(mine, theirs, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_window_acting_reuses_encodings_only_while_the_weights_stay(precision):
+    cfg = small_run_config(precision=precision)
+    agent = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
+    agent.learn(50)
+    world_model, actor = agent.world_model.eval(), agent.actor_critic.eval().actor
+    env = make_env("Catch", cfg.env, seed=1)
+    obs, _ = env.reset()
+    states = {True: ActingState(), False: ActingState()}
+    generators = {reuse: torch.Generator().manual_seed(7) for reuse in states}
+    rngs = {reuse: np.random.default_rng(7) for reuse in states}
+    with resolve_precision(precision, "cpu").autocast():
+        for _ in range(3 * cfg.train.act_context):
+            actions = {}
+            for reuse, state in states.items():
+                act_args = (obs, state, "window", cfg.train.act_context, rngs[reuse], generators[reuse])
+                actions[reuse], states[reuse] = act(world_model, actor, *act_args, reuse_encodings=reuse)
+            # Same actions and the same random streams afterwards as re-encoding the whole window every step.
+            assert actions[True] == actions[False]
+            assert torch.equal(generators[True].get_state(), generators[False].get_state())
+            obs, _, terminated, truncated, _ = env.step(actions[True])
+            if terminated or truncated:
+                obs, _ = env.reset()
+                states = dict.fromkeys(states, ActingState())
+    kept, autocast = states[True], resolve_precision(precision, "cpu").autocast
+    assert len(kept.encoded) == len(kept.obs) - 1 and not states[False].encoded
+    window = torch.as_tensor(np.stack(kept.obs))[None]
+    with torch.no_grad(), autocast():
+        reused = torch.cat(encode_window(world_model, kept, torch.device("cpu"), reuse=True), 1)
+        # Frames encoded one at a time equal the window encoded at once: bit for bit in bf16, to fp32 rounding.
+        tolerance = 0 if precision == "bf16" else 1e-5
+        torch.testing.assert_close(reused, world_model.encode(window), rtol=0, atol=tolerance)
+    with torch.no_grad():
+        next(world_model.post_head.parameters()).mul_(1.5)  # the weights change: nothing kept is reused
+    with torch.no_grad(), autocast():  # a new autocast context: the one before caches its casts of the weights
+        again = torch.cat(encode_window(world_model, kept, torch.device("cpu"), reuse=True), 1)
+        assert torch.equal(again, world_model.encode(window))
+        assert not torch.allclose(again, reused)
