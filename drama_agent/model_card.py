@@ -129,6 +129,7 @@ def _card_body(meta: dict[str, Any]) -> str:
             f"Undiscounted return of {evaluation['episodes']} evaluation episodes, reported as mean ± standard "
             f"deviation. Protocol: {evaluation.get('protocol') or 'not recorded with this checkpoint.'}",
         ]
+        lines += _comparison_lines(meta["env_id"], evaluation["mean"])
         lines += _dream_quality_lines(evaluation.get("dream_quality"))
     lines += [
         "",
@@ -137,6 +138,9 @@ def _card_body(meta: dict[str, Any]) -> str:
         f"- preset: `{meta['preset']}`",
         f"- environment steps trained: {int(meta['steps_trained']):,}",
         f"- environment: `{meta['env_id']}`",
+    ]
+    lines += _training_lines(None if evaluation is None else evaluation.get("training"))
+    lines += [
         "",
         "## Parameters",
         "",
@@ -178,3 +182,32 @@ def _dream_quality_lines(dream: dict[str, Any] | None) -> list[str]:
         "",
         f"Protocol: {dream['protocol']}.",
     ]
+
+
+def _comparison_lines(env_id: str, mean: float) -> list[str]:
+    """The score next to random play and the paper's Drama XS (100k env steps) on the same game, when known."""
+    row = score_table().get(game_name(env_id))
+    if row is None:
+        return []
+    return [
+        "",
+        f"Against the published Atari100k scores of {game_name(env_id)}: this agent {mean:.2f}, random play "
+        f"{row['Random']:g}, Drama XS in the paper {row['DramaXS']:g} (100k env steps, trained on a GPU), "
+        f"human {row['Human']:g}.",
+    ]
+
+
+def _training_lines(training: dict[str, Any] | None) -> list[str]:
+    """How the run was made, from the evaluation's optional `training` dict: command, wall_clock_s, machine, notes."""
+    if not training:
+        return []
+    lines = []
+    if "wall_clock_s" in training:
+        hours, minutes = divmod(round(float(training["wall_clock_s"]) / 60), 60)
+        lines.append(
+            f"- training wall-clock: {hours} h {minutes:02d} min ({training.get('machine', 'machine not recorded')})"
+        )
+    if "command" in training:
+        lines += ["- command:", "", "```bash", str(training["command"]), "```"]
+    lines += [f"- {note}" for note in training.get("notes", [])]
+    return lines

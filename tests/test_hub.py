@@ -453,3 +453,21 @@ def test_a_trained_agent_round_trips_through_the_loopback_hub(tmp_path):
         ]
     assert out == {"url": out["url"], "same": True, "env_id": "drama_agent/Catch-v0", "steps": 42}
     assert out["url"].startswith(f"{hub.endpoint}/org/catch-agent/commit/")
+
+
+def test_an_atari_card_compares_with_random_and_the_paper_and_says_how_it_was_trained() -> None:
+    training = {
+        "command": "drama-train --game Pong --preset cpu --seed 0",
+        "wall_clock_s": 7185.0,
+        "machine": "2-core AMD EPYC",
+        "notes": ["Stopped by the 2-hour limit."],
+    }
+    evaluation = card_meta()["eval"] | {"mean": -12.5, "training": training}
+    meta = card_meta(name="drama-cpu-pong", game="Pong", env_id="ALE/Pong-v5", preset="cpu", eval=evaluation)
+    _, body = parse_model_card(model_card(meta))
+    assert "this agent -12.50, random play -21, Drama XS in the paper 15 " in body
+    assert "- training wall-clock: 2 h 00 min (2-core AMD EPYC)" in body
+    assert "```bash\ndrama-train --game Pong --preset cpu --seed 0\n```" in body
+    assert "- Stopped by the 2-hour limit." in body
+    _, plain = parse_model_card(model_card(card_meta()))  # Catch, nothing recorded: neither section
+    assert "random play" not in plain and "wall-clock" not in plain
