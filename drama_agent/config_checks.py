@@ -53,12 +53,17 @@ def validate(cfg: Any) -> None:
         "imagination.context",
         f"must fit in replay.capacity={replay.capacity}",
     )
-    window = max(replay.seq_len, cfg.imagination.context)
-    _require(
-        train.warmup_steps + 1 >= window,
-        "train.warmup_steps",
-        f"must be >= {window - 1}: updates start after warmup_steps + 1 steps and need windows of {window} steps",
-    )
+    # The first update may come after warmup_steps + 1 steps; each of its batches needs that many distinct windows.
+    for batch, length, what in (
+        (replay.batch_size, replay.seq_len, "replay.batch_size windows of replay.seq_len"),
+        (cfg.imagination.batch_size, cfg.imagination.context, "imagination.batch_size windows of imagination.context"),
+    ):
+        _require(
+            train.warmup_steps + 2 - length >= batch,
+            "train.warmup_steps",
+            f"must be >= {batch + length - 2}: updates start after warmup_steps + 1 steps and need {batch} distinct "
+            f"windows of {length} steps ({what})",
+        )
 
 
 def _fields(section: Any, prefix: str) -> typing.Iterator[tuple[str, Any, Any]]:

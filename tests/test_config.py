@@ -7,7 +7,7 @@ from drama_agent import DramaConfig
 DEBUG = DramaConfig.preset("debug")
 
 
-@pytest.mark.parametrize("name", ["xs", "s", "debug"])
+@pytest.mark.parametrize("name", ["xs", "s", "debug", "cpu"])
 def test_presets_are_valid_and_round_trip(name):
     cfg = DramaConfig.preset(name)
     assert DramaConfig.from_dict(cfg.to_dict()) == cfg
@@ -22,7 +22,8 @@ def test_presets_are_valid_and_round_trip(name):
         ("imagination.horizon", 0, r"imagination\.horizon: must be >= 1, got 0"),
         ("replay.batch_size", -2, r"replay\.batch_size: must be >= 1"),
         ("replay.seq_len", 10_000, r"replay\.seq_len: must fit in replay\.capacity=5000"),
-        ("train.warmup_steps", 3, r"train\.warmup_steps: must be >= 15"),
+        ("train.warmup_steps", 3, r"train\.warmup_steps: must be >= 16: .* 2 distinct windows of 16 steps"),
+        ("train.warmup_steps", 20, r"train\.warmup_steps: must be >= 34: .* 32 distinct windows of 4 steps"),
         ("sequence.headdim", 24, r"sequence\.headdim: must divide"),
         ("actor_critic.gamma", 1.5, r"actor_critic\.gamma: must be in \[0, 1\]"),
         ("train.lr", float("nan"), r"train\.lr: must be a finite number"),
