@@ -277,6 +277,17 @@ def test_no_display_without_headless_exits_1(monkeypatch: pytest.MonkeyPatch, ca
     assert "drama-view: no display" in err and "--headless" in err and "Traceback" not in err
 
 
+def test_headless_records_where_no_screen_and_no_sdl_driver_is_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    gif = tmp_path / "run.gif"
+    args = ["--game", "Catch", "--untrained", "--preset", "debug", "--frames", "3", "--fps", "0", "--record", str(gif)]
+    assert main([*args, "--headless"]) == 0
+    assert iio.imread(gif, index=None).shape[0] == 3
+
+
 def test_escape_quits(display: None) -> None:
     app = make_app(catch_agent(decoder_std=None))
     app.update()

@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         pygame.display.init()
         # without a screen SDL falls back to an invisible driver; only --headless (or an explicit
         # SDL_VIDEODRIVER) asks for that
-        if user_driver is None and pygame.display.get_driver() in INVISIBLE_DRIVERS:
+        if not args.headless and user_driver is None and pygame.display.get_driver() in INVISIBLE_DRIVERS:
             raise pygame.error("SDL found no screen to open a window on")
     except pygame.error as err:
         pygame.quit()
