@@ -114,13 +114,15 @@ def dream_quality(
     horizon: int = 16,
     max_windows: int = 64,
     seed: int = 0,
+    deterministic: bool = True,
 ) -> dict[str, Any]:
     """The card's figure: dream error of `agent` and of an untrained twin on the same held-out episodes.
 
     `env` should be seeded apart from training (e.g. `make_env(game, cfg.env, seed=20_000)`); the context is the
-    agent's imagination context.
+    agent's imagination context. The agent plays greedily unless `deterministic` is False (sampled actions, for
+    agents whose greedy play stalls, e.g. never serving in Breakout).
     """
-    episodes = record_episodes(agent, env, n_episodes)
+    episodes = record_episodes(agent, env, n_episodes, deterministic)
     context = agent.cfg.imagination.context
     trained = dream_error(agent, episodes, context, horizon, max_windows, seed=seed)
     untrained = dream_error(untrained_twin(agent), episodes, context, horizon, max_windows, seed=seed)
@@ -128,7 +130,8 @@ def dream_quality(
         "trained": asdict(trained),
         "untrained": asdict(untrained),
         "protocol": (
-            f"{trained.windows} windows from {n_episodes} greedy episode{'s' * (n_episodes != 1)} "
+            f"{trained.windows} windows from {n_episodes} {'greedy' if deterministic else 'sampled-action'} "
+            f"episode{'s' * (n_episodes != 1)} "
             f"({sum(len(e.actions) for e in episodes)} steps): {context} real steps, then {horizon} dreamed steps "
             "under the real actions; mean squared error per pixel in [0, 1]"
         ),
@@ -143,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m drama_agent.dream_quality", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="a save_pretrained folder, a shipped checkpoint name or a Hub id")
-    parser.add_argument("--episodes", type=int, default=3, help="held-out greedy episodes (default: 3)")
+    parser.add_argument("--episodes", type=int, default=3, help="held-out episodes (default: 3)")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy policy")
     parser.add_argument("--seed", type=int, default=20_000, help="environment seed of the first episode")
     parser.add_argument("--horizon", type=int, default=16, help="dreamed steps per window (default: 16)")
     parser.add_argument("--max-windows", type=int, default=64, help="windows scored at most (default: 64)")
@@ -153,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         agent = DramaAgent.from_pretrained(args.checkpoint, device=args.device)
         env = make_env(agent.env_id, agent.cfg.env, seed=args.seed)
-        result = dream_quality(agent, env, args.episodes, args.horizon, args.max_windows, seed=args.seed)
+        result = dream_quality(
+            agent, env, args.episodes, args.horizon, args.max_windows, seed=args.seed, deterministic=not args.stochastic
+        )
     except (CheckpointNotFoundError, CheckpointFormatError, ValueError) as err:
         print(f"dream_quality: error: {err}", file=sys.stderr)
         return 2

@@ -91,3 +91,15 @@ def test_recorded_episodes_are_cut_at_max_steps(catch_agent) -> None:
     env = make_env("Catch", catch_agent.cfg.env, seed=30_002)
     full, cut = record_episodes(catch_agent, env, 1)[0], record_episodes(catch_agent, env, 1, max_steps=10)[0]
     assert len(full.actions) > 10 and len(cut.actions) == len(cut.obs) == 10
+
+
+def test_sampled_action_episodes_are_what_the_stochastic_option_records(catch_agent, monkeypatch) -> None:
+    asked = []
+    act = catch_agent.act
+    monkeypatch.setattr(catch_agent, "act", lambda obs, deterministic=False: asked.append(deterministic) or act(obs))
+    result = dream_quality(catch_agent, make_env("Catch", catch_agent.cfg.env, seed=20_000), 2, deterministic=False)
+    assert asked and not any(asked)
+    assert "from 2 sampled-action episodes" in result["protocol"]
+    asked.clear()
+    greedy = dream_quality(catch_agent, make_env("Catch", catch_agent.cfg.env, seed=20_000), 2)
+    assert asked and all(asked) and "from 2 greedy episodes" in greedy["protocol"]
