@@ -10,6 +10,7 @@ from drama_agent import DramaAgent, DramaConfig, make_env
 from drama_agent.checkpoint import CheckpointFormatError
 from drama_agent.hub import CheckpointNotFoundError, shipped_checkpoints_dir
 from drama_agent.model_card import parse_model_card
+from drama_agent.precision import resolve_precision
 
 DEBUG = DramaConfig.preset("debug")
 
@@ -169,6 +170,29 @@ def test_a_shipped_checkpoint_loads_by_name_offline_and_plays(monkeypatch):
     assert card["model-index"][0]["results"][0]["metrics"][0]["value"].startswith(f"{claimed['mean']:.2f}")
     result = agent.evaluate(make_env(agent.env_id, agent.cfg.env, seed=claimed["seed"]), n_episodes=5)
     assert result["mean"] == pytest.approx(np.mean(claimed["returns"][:5]))
+
+
+CPU_AGENTS = {"drama-cpu-pong": "ALE/Pong-v5", "drama-cpu-breakout": "ALE/Breakout-v5"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "env_id"), CPU_AGENTS.items())
+def test_a_shipped_cpu_agent_loads_by_name_offline_and_replays_its_first_evaluation_episode(monkeypatch, name, env_id):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    agent = DramaAgent.from_pretrained(name, device="cpu", local_files_only=True)
+    preset = DramaConfig.preset("cpu")
+    for section in ("env", "sequence", "world_model", "actor_critic", "imagination", "replay"):
+        assert getattr(agent.cfg, section) == getattr(preset, section), section
+    assert (agent.env_id, agent.obs_shape) == (env_id, (48, 48, 3))
+    env = make_env(agent.env_id, agent.cfg.env, seed=0)
+    assert agent.num_actions == env.action_space.n
+    claimed = json.loads((shipped_checkpoints_dir() / name / "eval.json").read_text())
+    assert claimed["episodes"] >= 30
+    if claimed["precision"] == "bf16" and resolve_precision("auto", "cpu").name != "bf16":
+        pytest.skip("the evaluation ran in bf16 on a CPU with native bf16; this CPU has none")
+    env = make_env(agent.env_id, agent.cfg.env, seed=claimed["seed"])
+    first = agent.evaluate(env, n_episodes=1, deterministic=claimed["deterministic"])
+    assert (first["returns"][0], first["lengths"][0]) == (claimed["returns"][0], claimed["lengths"][0])
 
 
 def test_drama_train_weights_dtype_bfloat16_evaluates_and_saves_the_rounded_agent(tmp_path):
