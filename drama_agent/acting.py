@@ -62,9 +62,10 @@ def act(
     """
     device = next(world_model.parameters()).device
     d_prev, sequence, encoded = None, state.sequence, ()
+    version = weights_version(world_model) if reuse_encodings else None
     if mode == "window":
         if state.actions:
-            encoded = encode_window(world_model, state, device, reuse_encodings)
+            encoded = encode_window(world_model, state, device, version)
             past_actions = torch.as_tensor(state.actions, device=device).unsqueeze(0)  # (1, L)
             z = world_model.sample(torch.cat(encoded, 1), generator)  # (1, L, Z)
             d, _ = world_model.sequence_model(z, past_actions)
@@ -92,7 +93,7 @@ def act(
             obs=window,
             actions=(*state.actions, action)[-context:],
             encoded=encoded[dropped:] if reuse_encodings else (),
-            encoded_with=weights_version(world_model) if reuse_encodings else None,
+            encoded_with=version,
         )
     frame = torch.as_tensor(obs, device=device)[None, None]  # (1, 1, S, S, 3)
     last_z = world_model.sample(world_model.encode(frame), generator)[:, 0]  # (1, Z)
@@ -105,10 +106,12 @@ def weights_version(module: torch.nn.Module) -> int:
     return sum(t._version for t in (*module.parameters(), *module.buffers()))
 
 
-def encode_window(world_model: WorldModel, state: ActingState, device: torch.device, reuse: bool) -> tuple[Tensor, ...]:
-    """Posterior logits (1, 1, K, C) of each frame of `state.obs`; with `reuse`, the state's encodings made by
-    the same weights are kept and only the frames after them are encoded."""
-    known = state.encoded if reuse and state.encoded_with == weights_version(world_model) else ()
+def encode_window(
+    world_model: WorldModel, state: ActingState, device: torch.device, version: int | None
+) -> tuple[Tensor, ...]:
+    """Posterior logits (1, 1, K, C) of each frame of `state.obs`; given the world model's `weights_version`, the
+    state's encodings made by those weights are kept and only the frames after them are encoded (None: all are)."""
+    known = state.encoded if version is not None and state.encoded_with == version else ()
     new = state.obs[len(known) :]
     if not new:
         return known

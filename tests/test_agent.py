@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from drama_agent import DramaAgent, DramaConfig, make_env
-from drama_agent.acting import ActingState, act, encode_window
+from drama_agent.acting import ActingState, act, encode_window, weights_version
 from drama_agent.imagination import start_state
 from drama_agent.metrics import read_metrics
 from drama_agent.precision import resolve_precision
@@ -214,13 +214,13 @@ def test_window_acting_reuses_encodings_only_while_the_weights_stay(precision):
     assert len(kept.encoded) == len(kept.obs) - 1 and not states[False].encoded
     window = torch.as_tensor(np.stack(kept.obs))[None]
     with torch.no_grad(), autocast():
-        reused = torch.cat(encode_window(world_model, kept, torch.device("cpu"), reuse=True), 1)
+        reused = torch.cat(encode_window(world_model, kept, torch.device("cpu"), weights_version(world_model)), 1)
         # Frames encoded one at a time equal the window encoded at once: bit for bit in bf16, to fp32 rounding.
         tolerance = 0 if precision == "bf16" else 1e-5
         torch.testing.assert_close(reused, world_model.encode(window), rtol=0, atol=tolerance)
     with torch.no_grad():
         next(world_model.post_head.parameters()).mul_(1.5)  # the weights change: nothing kept is reused
     with torch.no_grad(), autocast():  # a new autocast context: the one before caches its casts of the weights
-        again = torch.cat(encode_window(world_model, kept, torch.device("cpu"), reuse=True), 1)
+        again = torch.cat(encode_window(world_model, kept, torch.device("cpu"), weights_version(world_model)), 1)
         assert torch.equal(again, world_model.encode(window))
         assert not torch.allclose(again, reused)
