@@ -8,14 +8,17 @@ none), so each one is a plain `drama-train` command.
   seconds per env step (total time of the timed steps / their number) and the env steps that fit in the budget.
   Both wall-clock and the process's CPU time are recorded: on a machine shared with other jobs the CPU time
   (with one thread) is what the step would take on a core of its own; the projection uses it.
-* `learn`: runs `drama-train` for each candidate, one after the other, stops it with SIGTERM (the training
-  state is saved) after `--budget` seconds, and draws the episode returns of all runs side by side.
+* `learn`: runs `drama-train` for each candidate, `--parallel` at a time with `--threads` each (default: two
+  at once, one thread each, as the shipped agents were trained), stops each with SIGTERM (the training state
+  is saved) after `--budget` seconds, and draws the episode returns of all runs side by side. With `--reuse`,
+  a candidate whose run directory already exists is read, not trained again (its wall-clock comes from the
+  run's training.json, when there is one).
 
 * `ball`: how visible Pong's ball stays at each frame size (INTER_AREA resizing, as `make_env` does).
 
 Writes benchmarks/results/cpu_preset_speed.{json,md}, cpu_preset.{json,md,png} or cpu_preset_ball.{json,md}. Usage:
     OMP_NUM_THREADS=1 python benchmarks/cpu_preset.py speed [--rounds 2 --steps 24] [--quick]
-    OMP_NUM_THREADS=2 python benchmarks/cpu_preset.py learn --budget 7200 [--candidates cpu cpu-64]
+    python benchmarks/cpu_preset.py learn --budget 6600 [--candidates cpu cpu-every2] [--parallel 2] [--reuse]
     python benchmarks/cpu_preset.py ball
 """
 
@@ -40,6 +43,7 @@ from drama_agent.envs import resize_frame
 from drama_agent.metrics import read_metrics
 from drama_agent.plotting import episode_returns, plot_learning_curves
 from drama_agent.scores import random_score
+from drama_agent.trainer import planned_updates
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PLAYFIELD_ROWS = (34, 194)
@@ -49,8 +53,10 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "cpu": {},
     "cpu-64": {"env.frame_size": 64},
     "cpu-every2": {"train.update_every": 2, "replay.batch_size": 4, "imagination.batch_size": 64},
+    "cpu-lr3e-4": {"train.lr": 3e-4},
 }
-"""Overrides of the `cpu` preset; every2 keeps the frames sampled per env step and halves the update size."""
+"""Overrides of the `cpu` preset. every2 keeps the frames sampled per env step in twice as many updates of half
+the size; lr3e-4 takes 3x larger steps with the same updates."""
 
 
 def candidate_config(name: str) -> DramaConfig:
@@ -198,54 +204,100 @@ def ball(args: argparse.Namespace) -> None:
     _write(args.results, "cpu_preset_ball", {"rows": rows}, "\n".join(lines) + "\n")
 
 
+def learn_command(name: str, args: argparse.Namespace) -> list[str]:
+    """The `drama-train` command of one candidate (what the shipped agents were trained with, plus overrides)."""
+    command = ["drama-train", "--game", args.game, "--preset", "cpu", "--seed", str(args.seed)]
+    command += ["--steps", str(args.steps), "--run-dir", str(Path(args.runs) / name), "--eval-episodes", "0"]
+    return command + ["--no-progress", "--weights-dtype", "bfloat16", *override_flags(name)]
+
+
 def learn(args: argparse.Namespace) -> None:
+    """Train the candidates, `--parallel` at a time with `--threads` each, each stopped after `--budget` s."""
     runs = Path(args.runs)
-    results = []
+    wall: dict[str, float | None] = {}
+    waiting = []
     for name in args.candidates:
-        run_dir = runs / name
-        command = ["drama-train", "--game", args.game, "--preset", "cpu", "--seed", str(args.seed)]
-        command += ["--run-dir", str(run_dir), "--eval-episodes", "0", "--no-progress", "--log-every", "10"]
-        command += override_flags(name)
-        print(" ".join(command), flush=True)
-        start = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-m", "drama_agent.cli.train", *command[1:]])
-        try:
-            process.wait(timeout=args.budget)
-        except subprocess.TimeoutExpired:
-            process.terminate()  # SIGTERM: drama-train finishes its step, saves the run and exits
-            process.wait()
-        _, returns = episode_returns(run_dir)
-        results.append(
-            {
-                "candidate": name,
-                "command": " ".join(command),
-                "wall_s": time.perf_counter() - start,
-                "episodes": len(returns),
-                "env_steps": max((step for step, _, _ in read_metrics(run_dir)), default=0),
-                "mean_last_10": sum(returns[-10:]) / len(returns[-10:]) if returns else None,
-                "run_dir": str(run_dir),
-            }
-        )
+        if args.reuse and (runs / name / "metrics.csv").exists():
+            record = runs / name / "training.json"
+            wall[name] = json.loads(record.read_text()).get("wall_clock_s") if record.exists() else None
+            print(f"{name}: reusing the run in {runs / name}", flush=True)
+        else:
+            waiting.append(name)
+    running: dict[str, tuple[subprocess.Popen, float]] = {}
+    env = os.environ | {"OMP_NUM_THREADS": str(args.threads)}
+    while waiting or running:
+        while waiting and len(running) < args.parallel:
+            name = waiting.pop(0)
+            command = learn_command(name, args)
+            print(" ".join(command), flush=True)
+            process = subprocess.Popen([sys.executable, "-m", "drama_agent.cli.train", *command[1:]], env=env)
+            running[name] = (process, time.perf_counter())
+        for name, (process, start) in list(running.items()):
+            if process.poll() is None and time.perf_counter() - start > args.budget:
+                process.terminate()  # SIGTERM: drama-train finishes its step, saves the run and exits
+            if process.poll() is not None:
+                wall[name] = time.perf_counter() - start
+                del running[name]
+        time.sleep(1.0)
+    results = [learn_result(name, runs / name, wall[name], args) for name in args.candidates]
     curves = {r["candidate"]: episode_returns(r["run_dir"]) for r in results}
     args.results.mkdir(parents=True, exist_ok=True)
     plot_learning_curves(
         curves,
         args.results / "cpu_preset.png",
-        title=f"{args.game}, {args.budget:g} s per candidate",
+        title=f"{args.game}, {args.budget:g} s of drama-train per candidate",
         random_return=random_score(args.game),
     )
-    meta = _meta(args) | {"budget_s": args.budget, "seed": args.seed}
+    meta = _meta(args) | {"budget_s": args.budget, "seed": args.seed, "parallel": args.parallel}
+    _write(args.results, "cpu_preset", {"meta": meta, "runs": results}, _learn_table(meta, results, args))
+
+
+def learn_result(name: str, run_dir: Path, wall_s: float | None, args: argparse.Namespace) -> dict:
+    """What one candidate's run reached: env steps, updates, episodes, returns and the actor's last entropy."""
+    metrics = read_metrics(run_dir)
+    _, returns = episode_returns(run_dir)
+    env_steps = max((step for step, _, _ in metrics), default=0)
+    entropy = [value for _, metric, value in metrics if metric == "actor_critic/entropy"]
+    last = returns[-args.last :]
+    return {
+        "candidate": name,
+        "command": " ".join(learn_command(name, args)),
+        "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in CANDIDATES[name].items()},
+        "wall_s": wall_s,
+        "env_steps": env_steps,
+        "updates": planned_updates(
+            candidate_config(name).replace_path("train.total_steps", args.steps).train, env_steps
+        ),
+        "episodes": len(returns),
+        "returns": returns,
+        "mean_last": sum(last) / len(last) if last else None,
+        "best": max(returns, default=None),
+        "last_entropy": float(entropy[-1]) if entropy else None,
+        "run_dir": str(run_dir),
+    }
+
+
+def _learn_table(meta: dict, results: list[dict], args: argparse.Namespace) -> str:
     lines = [
-        f"{args.game}, seed {args.seed}, {args.budget:g} s of `drama-train` per candidate, {meta['threads']} "
-        f"thread(s), torch {meta['torch']}; curves: cpu_preset.png.",
+        f"{meta['game']}, seed {meta['seed']}, {meta['budget_s']:g} s of `drama-train` per candidate, "
+        f"{args.parallel} at a time with {args.threads} thread(s) each, torch {meta['torch']}, {meta['machine']}; "
+        "curves: cpu_preset.png.",
         "",
-        "| candidate | wall s | env steps (last logged) | episodes | mean return of the last 10 episodes |",
-        "|---|---:|---:|---:|---:|",
+        f"| candidate | overrides of `cpu` | wall s | env steps | updates | episodes | mean return of the last "
+        f"{args.last} episodes | best episode | actor entropy at the end |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        last = "-" if r["mean_last_10"] is None else f"{r['mean_last_10']:.1f}"
-        lines.append(f"| {r['candidate']} | {r['wall_s']:.0f} | {r['env_steps']:,} | {r['episodes']} | {last} |")
-    _write(args.results, "cpu_preset", {"meta": meta, "runs": results}, "\n".join(lines) + "\n")
+        overrides = ", ".join(f"{k} {v}" for k, v in r["overrides"].items()) or "(none)"
+        wall = "-" if r["wall_s"] is None else f"{r['wall_s']:.0f}"
+        mean = "-" if r["mean_last"] is None else f"{r['mean_last']:.2f}"
+        best = "-" if r["best"] is None else f"{r['best']:g}"
+        entropy = "-" if r["last_entropy"] is None else f"{r['last_entropy']:.2f}"
+        lines.append(
+            f"| {r['candidate']} | {overrides} | {wall} | {r['env_steps']:,} | {r['updates']:,} | {r['episodes']} "
+            f"| {mean} | {best} | {entropy} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _meta(args: argparse.Namespace) -> dict:
@@ -283,7 +335,14 @@ def main(argv: list[str] | None = None) -> None:
     speed_parser.add_argument("--steps", type=int, default=24, help="update rounds timed per candidate and round")
     speed_parser.add_argument("--warmup", type=int, default=600, help="random steps before timing (at most)")
     learn_parser.add_argument("--seed", type=int, default=0)
+    learn_parser.add_argument("--steps", type=int, default=30_000, help="drama-train --steps (the budget stops it)")
     learn_parser.add_argument("--runs", default="runs/cpu_preset", help="folder of the candidates' run directories")
+    learn_parser.add_argument("--parallel", type=int, default=2, help="candidates trained at the same time")
+    learn_parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each drama-train")
+    learn_parser.add_argument("--last", type=int, default=20, help="episodes averaged at the end of each run")
+    learn_parser.add_argument(
+        "--reuse", action="store_true", help="read a candidate's existing run in --runs instead of training it"
+    )
     args = parser.parse_args(argv)
     {"speed": speed, "learn": learn, "ball": ball}[args.mode](args)
 

@@ -221,7 +221,7 @@ def schedule(cfg: DramaConfig) -> str:
     total = train.total_steps + train.freeze_steps
     updates = planned_updates(train, total)
     first, last = train.warmup_steps + 1, min(total, train.total_steps + 1)
-    every = "each step" if train.update_every == 1 else f"every {train.update_every}th step"
+    every = "each step" if train.update_every == 1 else f"each step numbered a multiple of {train.update_every}"
     done = f"{updates} updates (one after {every} from {first} to {last})" if updates else "no update"
     line = (
         f"schedule: {total} env steps in all: random actions for the first {train.warmup_steps} (warm-up), {done}, "
