@@ -20,17 +20,11 @@ LIMITS = [
 
 
 def limits(env_id: str) -> list[str]:
-    """`LIMITS` and a line that puts the score in context: the random policy's return on this game."""
+    """`LIMITS`, and on Catch a line that puts the score in context (Atari games get `_reference_scores`)."""
     if env_id == CATCH_ID:
         baseline = random_policy_return()
         return LIMITS + [f"Catch is a toy game: a random policy averages {baseline:.2f}, perfect play +5."]
-    row = score_table().get(game_name(env_id))
-    if row is None:
-        return list(LIMITS)
-    return LIMITS + [
-        f"Published Atari100k reference: random {row['Random']:g}, human {row['Human']:g}, "
-        f"Drama XS (paper) {row['DramaXS']:g}."
-    ]
+    return list(LIMITS)
 
 
 def preset_name(cfg: DramaConfig) -> str:
@@ -115,8 +109,11 @@ def _card_body(meta: dict[str, Any]) -> str:
         "## Result",
         "",
     ]
+    reference = _reference_scores(meta["env_id"])
     if evaluation is None:
         lines.append("Not evaluated: no score is claimed for this checkpoint.")
+        if reference:
+            lines += ["", f"Published Atari100k scores of {meta['game']}: {reference}."]
     else:
         hns = "n/a" if evaluation.get("hns") is None else f"{evaluation['hns']:.4f}"
         lines += [
@@ -129,7 +126,12 @@ def _card_body(meta: dict[str, Any]) -> str:
             f"Undiscounted return of {evaluation['episodes']} evaluation episodes, reported as mean ± standard "
             f"deviation. Protocol: {evaluation.get('protocol') or 'not recorded with this checkpoint.'}",
         ]
-        lines += _comparison_lines(meta["env_id"], evaluation["mean"])
+        if reference:
+            lines += [
+                "",
+                f"Against the published Atari100k scores of {meta['game']}: this agent "
+                f"{evaluation['mean']:.2f}, {reference}.",
+            ]
         lines += _dream_quality_lines(evaluation.get("dream_quality"))
     lines += [
         "",
@@ -184,17 +186,15 @@ def _dream_quality_lines(dream: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def _comparison_lines(env_id: str, mean: float) -> list[str]:
-    """The score next to random play and the paper's Drama XS (100k env steps) on the same game, when known."""
+def _reference_scores(env_id: str) -> str | None:
+    """Random play, the paper's Drama XS (100k env steps) and human on this game, when the table has it."""
     row = score_table().get(game_name(env_id))
     if row is None:
-        return []
-    return [
-        "",
-        f"Against the published Atari100k scores of {game_name(env_id)}: this agent {mean:.2f}, random play "
-        f"{row['Random']:g}, Drama XS in the paper {row['DramaXS']:g} (100k env steps, trained on a GPU), "
-        f"human {row['Human']:g}.",
-    ]
+        return None
+    return (
+        f"random play {row['Random']:g}, Drama XS in the paper {row['DramaXS']:g} (100k env steps, trained on a "
+        f"GPU), human {row['Human']:g}"
+    )
 
 
 def _training_lines(training: dict[str, Any] | None) -> list[str]:

@@ -466,6 +466,10 @@ def test_an_atari_card_compares_with_random_and_the_paper_and_says_how_it_was_tr
     meta = card_meta(name="drama-cpu-pong", game="Pong", env_id="ALE/Pong-v5", preset="cpu", eval=evaluation)
     _, body = parse_model_card(model_card(meta))
     assert "this agent -12.50, random play -21, Drama XS in the paper 15 " in body
+    assert body.count("Drama XS in the paper") == 1  # once, not again under Limits
+    unevaluated = card_meta(name="drama-cpu-pong", game="Pong", env_id="ALE/Pong-v5", preset="cpu", eval=None)
+    _, body_without_score = parse_model_card(model_card(unevaluated))
+    assert "Published Atari100k scores of Pong: random play -21, Drama XS in the paper 15 " in body_without_score
     assert "- training wall-clock: 2 h 00 min (2-core AMD EPYC)" in body
     assert "```bash\ndrama-train --game Pong --preset cpu --seed 0\n```" in body
     assert "- Stopped by the 2-hour limit." in body
