@@ -8,14 +8,17 @@ Two worker processes run for the whole benchmark, because some settings belong t
   `train.precision` "auto", the default `world_model.channels_last`).
 Rows: the SSD scan (forward + backward) and recurrent step against the reference form, then the parts of a
 training step of `xs` at CPU batch sizes (`training_parts`), old path (fp32, no channels_last, the reference SSD
-inside the model) against the new default.
+inside the model) against the new default. With `--compile` a third worker, `compiled`, runs the new default with
+`train.compile` on (the fixed-shape networks compiled by torch.compile, built in its warm-up calls) in the same
+alternation, for the training-step rows; the table adds compiled / new.
 Both use the same thread count (`--threads`, default 1). For every case the parent asks the workers for one
 timed repeat in turn (old, new, and for the SSD rows also the new code in the old process, which separates the
 algorithm from the process setting), so that load from other programs hits all of them alike. Times are in ms;
 the table gives the fastest and the median repeat and the ratios of both.
 
-Writes benchmarks/results/cpu_speed.{json,md} (`--quick`: cpu_speed_quick.*). Usage:
-    python benchmarks/cpu_speed.py [--quick] [--threads N] [--repeats R] [--cases NAME ...]
+Writes benchmarks/results/cpu_speed.{json,md} (`--quick`: cpu_speed_quick.*; `--compile`: cpu_speed_compile.*).
+Usage:
+    python benchmarks/cpu_speed.py [--quick] [--compile] [--threads N] [--repeats R] [--cases NAME ...]
 """
 
 from __future__ import annotations
@@ -130,7 +133,8 @@ def ssd_step_case(batch: int, impl: str) -> Callable[[], None]:
 
 
 def training_parts(kind: str, quick: bool):
-    """A trainer for `xs` at CPU batch sizes with a filled replay; `old` as before, `new` with the defaults.
+    """A trainer for `xs` at CPU batch sizes with a filled replay; `old` as before, `new` with the defaults,
+    `compiled` the defaults with `train.compile`.
 
     World-model update at 4 × 64, imagination of 128 rollouts × (8 context + 16 steps), the actor-critic
     update on one such rollout, and acting (window mode over the last 16 real frames). `quick` halves them.
@@ -151,6 +155,8 @@ def training_parts(kind: str, quick: bool):
     if kind == "old":
         cfg = cfg.replace_path("train.precision", "fp32").replace_path("world_model.channels_last", False)
         mamba2.ssd_chunked = ssd_reference
+    if kind == "compiled":
+        cfg = cfg.replace_path("train.compile", True)
     env = make_env("Pong", cfg.env, seed=0)
     agent = DramaAgent(cfg, env=env, device="cpu")
     trainer = agent.trainer
@@ -171,7 +177,7 @@ def part_case(part: str, kind: str, quick: bool) -> Callable[[], None]:
         "imagination": trainer.imagine,
         "actor_critic": lambda: trainer.update_actor_critic(*rollout),
         "acting": trainer.choose_action,
-        "acting_fixed": fixed_agent_acting(trainer, reuse_encodings=kind == "new"),
+        "acting_fixed": fixed_agent_acting(trainer, reuse_encodings=kind != "old"),
     }[part]
     return lambda: (run(), trainer.check_finite())
 
@@ -241,7 +247,7 @@ def cases(quick: bool) -> dict[str, dict]:
 
 def worker(kind: str, quick: bool) -> None:
     """Serve `build NAME IMPL` and `time NAME IMPL` lines on stdin; answer JSON lines on stdout."""
-    if kind == "new":
+    if kind != "old":
         from drama_agent.cpu import keep_freed_memory
 
         keep_freed_memory()
@@ -250,7 +256,8 @@ def worker(kind: str, quick: bool) -> None:
         command, name, impl = line.split()
         if command == "build":
             built[(name, impl)] = table[name]["build"](impl)
-            built[(name, impl)]()  # warm-up
+            for _ in range(3 if kind == "compiled" else 1):  # warm-up (compiled: the builds of every shape)
+                built[(name, impl)]()
             answer: dict = {"ok": True}
         else:
             start = time.perf_counter()
@@ -304,25 +311,32 @@ def machine() -> dict:
 
 def markdown(result: dict) -> str:
     m = result["machine"]
+    compiled = any("compiled_min" in row for row in result["rows"])
     lines = [
         "Old CPU path against the new default, side by side in one run (alternating repeats; ms; ratio new / old, "
         "lower is better). *new code, old process*: the new code in the worker with the old process settings.",
         "",
         "| part | old fastest | old median | new fastest | new median | new / old fastest | new / old median "
-        "| new code, old process / old (fastest) | target |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| new code, old process / old (fastest) | target |"
+        + (" compiled fastest | compiled / new (fastest) |" * compiled),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|---:|" * compiled,
     ]
     for row in result["rows"]:
         both = f"{row['new_code_old_process_ratio']:.2f}" if "new_code_old_process_ratio" in row else "–"
-        lines.append(
+        line = (
             f"| {row['label']} | {row['old_min']:.1f} | {row['old_median']:.1f} | {row['new_min']:.1f} | "
             f"{row['new_median']:.1f} | **{row['ratio_min']:.2f}** | {row['ratio_median']:.2f} | {both} | "
             f"≤ {row['target']:.2f} |"
         )
+        if compiled:
+            line += (
+                f" {row['compiled_min']:.1f} | {row['compiled_ratio']:.2f} |" if "compiled_min" in row else " – | – |"
+            )
+        lines.append(line)
     lines += [
         "",
         f"Machine: {m['cpu']} ({m['arch']}, {m['cpus']} CPUs; flags {', '.join(m['flags']) or 'none'}; native bf16: "
-        f"{'yes' if m['native_bf16'] else 'no'}), torch {m['torch']}, {result['threads']} thread(s) in both workers, "
+        f"{'yes' if m['native_bf16'] else 'no'}), torch {m['torch']}, {result['threads']} thread(s) in every worker, "
         f"{result['repeats']} repeats after one warm-up, load average {result['load_before']:.1f} before and "
         f"{result['load_after']:.1f} after the run (other jobs shared the machine).",
     ]
@@ -335,7 +349,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of both workers (default 1)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--cases", nargs="*", help="only these cases (names as in the JSON)")
-    parser.add_argument("--worker", choices=("old", "new"), help=argparse.SUPPRESS)
+    parser.add_argument("--compile", action="store_true", help="also time the new default with train.compile")
+    parser.add_argument("--worker", choices=("old", "new", "compiled"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(args.worker, args.quick)
@@ -343,7 +358,8 @@ def main(argv: list[str] | None = None) -> None:
     repeats = 2 if args.quick else args.repeats
     table = cases(args.quick)
     names = args.cases or list(table)
-    workers = {kind: Worker(kind, args.quick, args.threads) for kind in ("old", "new")}
+    kinds = ("old", "new", "compiled") if args.compile else ("old", "new")
+    workers = {kind: Worker(kind, args.quick, args.threads) for kind in kinds}
     result = {
         "machine": machine(),
         "threads": args.threads,
@@ -355,6 +371,8 @@ def main(argv: list[str] | None = None) -> None:
         for name in names:
             case = table[name]
             variants = [("old", "old"), ("new", "new")] + ([("old", "new")] if case["both"] else [])
+            if args.compile and not case["both"]:  # the training-step rows
+                variants.append(("compiled", "compiled"))
             for kind, impl in variants:
                 workers[kind].ask("build", name, impl)
             times: dict[tuple[str, str], list[float]] = {v: [] for v in variants}
@@ -378,13 +396,21 @@ def main(argv: list[str] | None = None) -> None:
             if case["both"]:
                 row["new_code_old_process_ms"] = times[("old", "new")]
                 row["new_code_old_process_ratio"] = min(times[("old", "new")]) / min(old)
+            if ("compiled", "compiled") in times:
+                compiled = times[("compiled", "compiled")]
+                row |= {
+                    "compiled_ms": compiled,
+                    "compiled_min": min(compiled),
+                    "compiled_ratio": min(compiled) / min(new),
+                }
             result["rows"].append(row)
             print(json.dumps({k: v for k, v in row.items() if not k.endswith("_ms")}), flush=True)
     finally:
         for w in workers.values():
             w.close()
     result["load_after"] = os.getloadavg()[0]
-    write_results(result, markdown(result), "cpu_speed_quick" if args.quick else "cpu_speed")
+    stem = "cpu_speed_quick" if args.quick else "cpu_speed_compile" if args.compile else "cpu_speed"
+    write_results(result, markdown(result), stem)
 
 
 if __name__ == "__main__":

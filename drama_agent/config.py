@@ -255,6 +255,10 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """bf16 autocast of acting, imagination and both updates, or fp32 (`drama_agent.precision`); auto: bf16
     where the device computes it natively (CUDA; CPUs with AMX-BF16 or AVX512-BF16), else fp32."""
+    compile: bool = False
+    """torch.compile (inductor) the autoencoder, the reward and termination heads and the actor and critic
+    networks in place, when training starts (`drama_agent.compiled`). Off by default: on a 2-core CPU it was
+    no faster after about two minutes of compiling (benchmarks/README.md). Needs a C++ compiler on CPU."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from drama_agent.acting import ActingState, act
 from drama_agent.behavior import ActorCritic
 from drama_agent.behavior.loss import actor_critic_loss
 from drama_agent.checks import check_env_matches, eval_mode
+from drama_agent.compiled import compile_networks
 from drama_agent.config import DramaConfig, TrainConfig
 from drama_agent.env_state import get_env_state, set_env_state
 from drama_agent.imagination import Rollout, imagine_rollout
@@ -93,6 +94,8 @@ class Trainer:
         self.ac_optim, self.ac_schedule = build_optimizer(self.actor_critic.trainable_parameters(), cfg.train)
         self.random = random
         self.precision = resolve_precision(cfg.train.precision, self.device)
+        if cfg.train.compile:
+            compile_networks(world_model, actor_critic, self.device)
         # env step of the first non-finite loss per model (-1: none), kept on the device until checked
         self._nonfinite_at = {name: torch.tensor(-1, device=self.device) for name in ("world model", "actor-critic")}
         self.env_steps = 0
