@@ -215,11 +215,13 @@ def learn(args: argparse.Namespace) -> None:
     """Train the candidates, `--parallel` at a time with `--threads` each, each stopped after `--budget` s."""
     runs = Path(args.runs)
     wall: dict[str, float | None] = {}
+    cpu: dict[str, float | None] = {}
     waiting = []
     for name in args.candidates:
         if args.reuse and (runs / name / "metrics.csv").exists():
-            record = runs / name / "training.json"
-            wall[name] = json.loads(record.read_text()).get("wall_clock_s") if record.exists() else None
+            record_path = runs / name / "training.json"
+            record = json.loads(record_path.read_text()) if record_path.exists() else {}
+            wall[name], cpu[name] = record.get("wall_clock_s"), record.get("cpu_s")
             print(f"{name}: reusing the run in {runs / name}", flush=True)
         else:
             waiting.append(name)
@@ -233,13 +235,14 @@ def learn(args: argparse.Namespace) -> None:
             process = subprocess.Popen([sys.executable, "-m", "drama_agent.cli.train", *command[1:]], env=env)
             running[name] = (process, time.perf_counter())
         for name, (process, start) in list(running.items()):
-            if process.poll() is None and time.perf_counter() - start > args.budget:
+            pid, _, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid == 0 and time.perf_counter() - start > args.budget:
                 process.terminate()  # SIGTERM: drama-train finishes its step, saves the run and exits
-            if process.poll() is not None:
-                wall[name] = time.perf_counter() - start
+            elif pid != 0:
+                wall[name], cpu[name] = time.perf_counter() - start, usage.ru_utime + usage.ru_stime
                 del running[name]
         time.sleep(1.0)
-    results = [learn_result(name, runs / name, wall[name], args) for name in args.candidates]
+    results = [learn_result(name, runs / name, wall[name], cpu[name], args) for name in args.candidates]
     curves = {r["candidate"]: episode_returns(r["run_dir"]) for r in results}
     args.results.mkdir(parents=True, exist_ok=True)
     plot_learning_curves(
@@ -252,7 +255,7 @@ def learn(args: argparse.Namespace) -> None:
     _write(args.results, "cpu_preset", {"meta": meta, "runs": results}, _learn_table(meta, results, args))
 
 
-def learn_result(name: str, run_dir: Path, wall_s: float | None, args: argparse.Namespace) -> dict:
+def learn_result(name: str, run_dir: Path, wall_s: float | None, cpu_s: float | None, args) -> dict:
     """What one candidate's run reached: env steps, updates, episodes, returns and the actor's last entropy."""
     metrics = read_metrics(run_dir)
     _, returns = episode_returns(run_dir)
@@ -264,6 +267,7 @@ def learn_result(name: str, run_dir: Path, wall_s: float | None, args: argparse.
         "command": " ".join(learn_command(name, args)),
         "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in CANDIDATES[name].items()},
         "wall_s": wall_s,
+        "cpu_s": cpu_s,
         "env_steps": env_steps,
         "updates": planned_updates(
             candidate_config(name).replace_path("train.total_steps", args.steps).train, env_steps
@@ -283,19 +287,19 @@ def _learn_table(meta: dict, results: list[dict], args: argparse.Namespace) -> s
         f"{args.parallel} at a time with {args.threads} thread(s) each, torch {meta['torch']}, {meta['machine']}; "
         "curves: cpu_preset.png.",
         "",
-        f"| candidate | overrides of `cpu` | wall s | env steps | updates | episodes | mean return of the last "
+        f"| candidate | overrides of `cpu` | wall s | CPU s | env steps | updates | episodes | mean return of the last "
         f"{args.last} episodes | best episode | actor entropy at the end |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         overrides = ", ".join(f"{k} {v}" for k, v in r["overrides"].items()) or "(none)"
-        wall = "-" if r["wall_s"] is None else f"{r['wall_s']:.0f}"
+        wall, cpu = ("-" if r[key] is None else f"{r[key]:.0f}" for key in ("wall_s", "cpu_s"))
         mean = "-" if r["mean_last"] is None else f"{r['mean_last']:.2f}"
         best = "-" if r["best"] is None else f"{r['best']:g}"
         entropy = "-" if r["last_entropy"] is None else f"{r['last_entropy']:.2f}"
         lines.append(
-            f"| {r['candidate']} | {overrides} | {wall} | {r['env_steps']:,} | {r['updates']:,} | {r['episodes']} "
-            f"| {mean} | {best} | {entropy} |"
+            f"| {r['candidate']} | {overrides} | {wall} | {cpu} | {r['env_steps']:,} | {r['updates']:,} "
+            f"| {r['episodes']} | {mean} | {best} | {entropy} |"
         )
     return "\n".join(lines) + "\n"
 
