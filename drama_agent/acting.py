@@ -53,16 +53,21 @@ def act(
     generator: torch.Generator | None,
     deterministic: bool = False,
     reuse_encodings: bool = False,
+    version: int | None = None,
 ) -> tuple[int, ActingState]:
     """Choose the action for observation `obs` (S, S, 3) uint8 and remember (obs, action).
 
     Models must be in `eval()` mode. `rng` draws the first random action of an episode; `generator`
     (on the models' device) drives the latent and policy samples. `reuse_encodings` keeps the window's
-    encodings in the state (see the module docstring).
+    encodings in the state (see the module docstring), keyed on `version`: the `weights_version` of the world
+    model whose weights `world_model` holds (default: its own; a caller acting with a copy passes the original's).
     """
     device = next(world_model.parameters()).device
     d_prev, sequence, encoded = None, state.sequence, ()
-    version = weights_version(world_model) if reuse_encodings else None
+    if not reuse_encodings:
+        version = None
+    elif version is None:
+        version = weights_version(world_model)
     if mode == "window":
         if state.actions:
             encoded = encode_window(world_model, state, device, version)

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from drama_agent import checkpoint, dream, hub, model_card
-from drama_agent.acting import ActingState, act
+from drama_agent.acting import ActingState, act, weights_version
 from drama_agent.atomic import atomic_folder
-from drama_agent.behavior import build_actor_critic
+from drama_agent.behavior import Actor, build_actor_critic
 from drama_agent.checks import (
     check_action_ids,
     check_batch_length,
@@ -30,7 +30,7 @@ from drama_agent.checks import (
 from drama_agent.config import DramaConfig
 from drama_agent.dream import Imagination
 from drama_agent.envs import make_env
-from drama_agent.precision import resolve_precision
+from drama_agent.precision import resolve_precision, with_bf16_layers
 from drama_agent.randomness import RunRandomness, seeded_init
 from drama_agent.run_loop import progress, run_steps
 from drama_agent.scores import game_name, human_normalized_score
@@ -38,7 +38,7 @@ from drama_agent.serialization import StateFileError
 from drama_agent.trainer import StepResult, Trainer
 from drama_agent.training_state import load_training_state, save_training_state
 from drama_agent.version import __version__
-from drama_agent.world_model import build_world_model
+from drama_agent.world_model import WorldModel, build_world_model
 
 
 class DramaAgent:
@@ -85,6 +85,7 @@ class DramaAgent:
         """The run's generators, shared with the trainer and saved with the training state."""
         self._trainer: Trainer | None = None
         self._acting = ActingState()
+        self._bf16_acting: tuple[tuple[int, int], WorldModel, Actor] | None = None
         self.pretrained_info: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------------------------- training
@@ -149,10 +150,13 @@ class DramaAgent:
 
     def _act(self, obs: np.ndarray, state: ActingState, deterministic: bool) -> tuple[int, ActingState]:
         eval_mode(self.world_model, self.actor_critic)
-        with resolve_precision(self.cfg.train.precision, self.device).autocast():  # as the trainer acts
+        precision = resolve_precision(self.cfg.train.precision, self.device)
+        version = weights_version(self.world_model)
+        world_model, actor = self._acting_modules(precision.bf16, version)
+        with precision.autocast():  # as the trainer acts
             return act(
-                self.world_model,
-                self.actor_critic.actor,
+                world_model,
+                actor,
                 obs,
                 state,
                 self.cfg.train.acting_mode,
@@ -161,7 +165,19 @@ class DramaAgent:
                 self.random.acting,
                 deterministic,
                 reuse_encodings=True,  # the weights do not change while acting
+                version=version,
             )
+
+    def _acting_modules(self, bf16: bool, version: int) -> tuple[WorldModel, Actor]:
+        """The world model and actor to act with: on CPU under bf16, copies with bf16 layers (`with_bf16_layers`,
+        same results without the per-call casts), made again whenever the weights changed."""
+        if not bf16 or self.device.type != "cpu":
+            return self.world_model, self.actor_critic.actor
+        versions = (version, weights_version(self.actor_critic.actor))
+        if self._bf16_acting is None or self._bf16_acting[0] != versions:
+            copies = (with_bf16_layers(self.world_model), with_bf16_layers(self.actor_critic.actor))
+            self._bf16_acting = (versions, *copies)
+        return self._bf16_acting[1], self._bf16_acting[2]
 
     def act(self, obs: Any, deterministic: bool = False) -> int:
         """Action for one observation (S, S, 3) uint8 of a single env; call `reset()` when its episode ends."""

@@ -340,6 +340,7 @@ LEGACY_VALUES: dict[tuple[str, str], Any] = {
     ("sequence", "stem_norm_eps"): 1e-5,
     ("sequence", "mamba_ssm_init"): False,
     ("actor_critic", "obs_norm_update"): "loss_only",
+    ("train", "compile"): False,
 }
 """Fields added after the first release, with the behaviour configs (checkpoints, run dirs) saved before had."""
 

@@ -224,3 +224,37 @@ def test_window_acting_reuses_encodings_only_while_the_weights_stay(precision):
         again = torch.cat(encode_window(world_model, kept, torch.device("cpu"), weights_version(world_model)), 1)
         assert torch.equal(again, world_model.encode(window))
         assert not torch.allclose(again, reused)
+
+
+def test_bf16_acting_with_bf16_layer_copies_equals_autocast_of_the_originals_and_follows_weight_changes():
+    cfg = small_run_config(precision="bf16")
+    agent = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
+    agent.learn(50)
+    env = make_env("Catch", cfg.env, seed=1)
+
+    def play(steps: int) -> None:
+        obs, _ = env.reset(seed=3)
+        agent.reset()
+        state, rng = ActingState(), np.random.default_rng(5)
+        agent.random.acting_actions, generator = np.random.default_rng(5), torch.Generator().manual_seed(9)
+        agent.random.acting.manual_seed(9)
+        for _ in range(steps):
+            # the originals under autocast, re-encoding the window: what the agent computes without its copies
+            with torch.no_grad(), resolve_precision("bf16", "cpu").autocast():
+                wm, actor = agent.world_model.eval(), agent.actor_critic.eval().actor
+                want, state = act(wm, actor, obs, state, "window", cfg.train.act_context, rng, generator)
+            assert agent.act(obs) == want
+            assert torch.equal(agent.random.acting.get_state(), generator.get_state())
+            obs, _, terminated, truncated, _ = env.step(want)
+            if terminated or truncated:
+                obs, _ = env.reset()
+                agent.reset()
+                state = ActingState()
+
+    play(3 * cfg.train.act_context)
+    copies = agent._bf16_acting
+    assert copies is not None and next(copies[1].encoder.parameters()).dtype == torch.bfloat16
+    with torch.no_grad():
+        next(agent.actor_critic.actor.parameters()).mul_(1.5)  # the weights change: new copies
+    play(cfg.train.act_context)
+    assert agent._bf16_acting is not copies and agent._bf16_acting[0] != copies[0]

@@ -203,6 +203,7 @@ def test_a_config_saved_before_the_flags_existed_keeps_its_behaviour() -> None:
     cfg = DramaConfig.from_dict(old)
     assert cfg.sequence.stem_norm_eps == 1e-5 and cfg.sequence.mamba_ssm_init is False
     assert cfg.actor_critic.obs_norm_update == "loss_only" and cfg.env.life_loss_rule == "any_drop"
+    assert cfg.train.compile is False
     assert DramaConfig.from_dict(DEBUG.to_dict()) == DEBUG  # a current config keeps its own values
     old["sequence"]["typo"] = 1
     with pytest.raises(ValueError, match=r"unknown keys \['typo'\]"):
