@@ -18,7 +18,7 @@ the table gives the fastest and the median repeat and the ratios of both.
 
 Writes benchmarks/results/cpu_speed.{json,md} (`--quick`: cpu_speed_quick.*; `--compile`: cpu_speed_compile.*).
 Usage:
-    python benchmarks/cpu_speed.py [--quick] [--compile] [--threads N] [--repeats R] [--cases NAME ...]
+    python benchmarks/cpu_speed.py [--quick] [--compile] [--threads N] [--repeats R] [--cases NAME ...] [--out STEM]
 """
 
 from __future__ import annotations
@@ -184,29 +184,34 @@ def training_parts(kind: str, quick: bool):
     trainer.obs = frames[0]
     for _ in range(cfg.train.act_context):  # a full acting window
         trainer.choose_action()
-    return trainer, trainer.imagine()
+    return agent, trainer.imagine()
 
 
 def part_case(part: str, kind: str, quick: bool) -> Callable[[], None]:
-    trainer, rollout = training_parts(kind, quick)
+    agent, rollout = training_parts(kind, quick)
+    trainer = agent.trainer
     run = {
         "world_model": trainer.update_world_model,
         "imagination": trainer.imagine,
         "actor_critic": lambda: trainer.update_actor_critic(*rollout),
         "acting": trainer.choose_action,
-        "acting_fixed": fixed_agent_acting(trainer, reuse_encodings=kind != "old"),
+        "acting_fixed": fixed_agent_acting(agent, old=kind == "old"),
     }[part]
     return lambda: (run(), trainer.check_finite())
 
 
-def fixed_agent_acting(trainer, reuse_encodings: bool) -> Callable[[], None]:
+def fixed_agent_acting(agent, old: bool) -> Callable[[], None]:
     """One env step of acting with weights that do not change (evaluation, `agent.act`, the viewer): the window
-    slides by one frame per call; the old path re-encodes all of it, the new one only the new frame."""
+    slides by one frame per call. The old path re-encodes all of it with the models themselves; the new one is
+    the agent's own acting (`DramaAgent.act`: only the new frame is encoded, by bf16 copies of the layers)."""
     from drama_agent.acting import act
 
-    cfg, state = trainer.cfg, {"acting": trainer.acting}
+    trainer, state = agent.trainer, {"acting": agent.trainer.acting}
 
     def run() -> None:
+        if not old:
+            _, state["acting"] = agent._act(trainer.obs, state["acting"], deterministic=False)
+            return
         trainer._inference_mode()
         with trainer.precision.autocast():
             _, state["acting"] = act(
@@ -214,11 +219,10 @@ def fixed_agent_acting(trainer, reuse_encodings: bool) -> Callable[[], None]:
                 trainer.actor_critic.actor,
                 trainer.obs,
                 state["acting"],
-                cfg.train.acting_mode,
-                cfg.train.act_context,
+                trainer.cfg.train.acting_mode,
+                trainer.cfg.train.act_context,
                 trainer.random.actions,
                 trainer.random.sampling,
-                reuse_encodings=reuse_encodings,
             )
 
     return run
@@ -376,6 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--cases", nargs="*", help="only these cases (names as in the JSON)")
     parser.add_argument("--compile", action="store_true", help="also time the new default with train.compile")
+    parser.add_argument("--out", help="results file stem (default: cpu_speed, cpu_speed_quick or cpu_speed_compile)")
     parser.add_argument("--worker", choices=("old", "new", "compiled"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -435,7 +440,7 @@ def main(argv: list[str] | None = None) -> None:
         for w in workers.values():
             w.close()
     result["load_after"] = os.getloadavg()[0]
-    stem = "cpu_speed_quick" if args.quick else "cpu_speed_compile" if args.compile else "cpu_speed"
+    stem = args.out or ("cpu_speed_quick" if args.quick else "cpu_speed_compile" if args.compile else "cpu_speed")
     write_results(result, markdown(result), stem)
 
 
