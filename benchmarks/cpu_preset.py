@@ -48,6 +48,8 @@ from drama_agent.trainer import planned_updates
 RESULTS = Path(__file__).resolve().parent / "results"
 PLAYFIELD_ROWS = (34, 194)
 """Rows of the raw 210 x 160 Pong screen between the score and the bottom border."""
+EVAL_FILE = "eval_greedy.json"
+"""drama-eval's result for a candidate's final agent, in its run directory."""
 PARTS = ("env", "acting", "world_model", "imagination", "actor_critic")
 CANDIDATES: dict[str, dict[str, object]] = {
     "cpu": {},
@@ -242,6 +244,8 @@ def learn(args: argparse.Namespace) -> None:
                 wall[name], cpu[name] = time.perf_counter() - start, usage.ru_utime + usage.ru_stime
                 del running[name]
         time.sleep(1.0)
+    for name in args.candidates:
+        evaluate_run(runs / name, args)
     results = [learn_result(name, runs / name, wall[name], cpu[name], args) for name in args.candidates]
     curves = {r["candidate"]: episode_returns(r["run_dir"]) for r in results}
     args.results.mkdir(parents=True, exist_ok=True)
@@ -255,6 +259,17 @@ def learn(args: argparse.Namespace) -> None:
     _write(args.results, "cpu_preset", {"meta": meta, "runs": results}, _learn_table(meta, results, args))
 
 
+def evaluate_run(run_dir: Path, args: argparse.Namespace) -> None:
+    """Greedy evaluation of a run's final agent with drama-eval into RUN/eval_greedy.json (kept if it exists)."""
+    if args.eval_episodes == 0 or (run_dir / EVAL_FILE).exists():
+        return
+    command = ["drama-eval", str(run_dir), "--episodes", str(args.eval_episodes), "--seed", str(args.eval_seed)]
+    command += ["--device", "cpu", "--json", str(run_dir / EVAL_FILE)]
+    print(" ".join(command), flush=True)
+    env = os.environ | {"OMP_NUM_THREADS": str(args.threads)}
+    subprocess.run([sys.executable, "-m", "drama_agent.cli.evaluate", *command[1:]], env=env, check=True)
+
+
 def learn_result(name: str, run_dir: Path, wall_s: float | None, cpu_s: float | None, args) -> dict:
     """What one candidate's run reached: env steps, updates, episodes, returns and the actor's last entropy."""
     metrics = read_metrics(run_dir)
@@ -262,6 +277,7 @@ def learn_result(name: str, run_dir: Path, wall_s: float | None, cpu_s: float | 
     env_steps = max((step for step, _, _ in metrics), default=0)
     entropy = [value for _, metric, value in metrics if metric == "actor_critic/entropy"]
     last = returns[-args.last :]
+    evaluation = json.loads((run_dir / EVAL_FILE).read_text()) if (run_dir / EVAL_FILE).exists() else None
     return {
         "candidate": name,
         "command": " ".join(learn_command(name, args)),
@@ -277,6 +293,7 @@ def learn_result(name: str, run_dir: Path, wall_s: float | None, cpu_s: float | 
         "mean_last": sum(last) / len(last) if last else None,
         "best": max(returns, default=None),
         "last_entropy": float(entropy[-1]) if entropy else None,
+        "greedy": None if evaluation is None else {k: evaluation[k] for k in ("mean", "std", "episodes", "seed")},
         "run_dir": str(run_dir),
     }
 
@@ -287,9 +304,10 @@ def _learn_table(meta: dict, results: list[dict], args: argparse.Namespace) -> s
         f"{args.parallel} at a time with {args.threads} thread(s) each, torch {meta['torch']}, {meta['machine']}; "
         "curves: cpu_preset.png.",
         "",
-        f"| candidate | overrides of `cpu` | wall s | CPU s | env steps | updates | episodes | mean return of the last "
-        f"{args.last} episodes | best episode | actor entropy at the end |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| candidate | overrides of `cpu` | wall s | CPU s | env steps (last logged) | updates | episodes "
+        f"| mean return of the last {args.last} episodes | best episode | actor entropy at the end "
+        f"| greedy evaluation ({args.eval_episodes} episodes, seed {args.eval_seed}) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         overrides = ", ".join(f"{k} {v}" for k, v in r["overrides"].items()) or "(none)"
@@ -297,9 +315,10 @@ def _learn_table(meta: dict, results: list[dict], args: argparse.Namespace) -> s
         mean = "-" if r["mean_last"] is None else f"{r['mean_last']:.2f}"
         best = "-" if r["best"] is None else f"{r['best']:g}"
         entropy = "-" if r["last_entropy"] is None else f"{r['last_entropy']:.2f}"
+        greedy = "-" if r["greedy"] is None else f"{r['greedy']['mean']:.2f} ± {r['greedy']['std']:.2f}"
         lines.append(
             f"| {r['candidate']} | {overrides} | {wall} | {cpu} | {r['env_steps']:,} | {r['updates']:,} "
-            f"| {r['episodes']} | {mean} | {best} | {entropy} |"
+            f"| {r['episodes']} | {mean} | {best} | {entropy} | {greedy} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -344,6 +363,8 @@ def main(argv: list[str] | None = None) -> None:
     learn_parser.add_argument("--parallel", type=int, default=2, help="candidates trained at the same time")
     learn_parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each drama-train")
     learn_parser.add_argument("--last", type=int, default=20, help="episodes averaged at the end of each run")
+    learn_parser.add_argument("--eval-episodes", type=int, default=30, help="greedy drama-eval episodes (0: none)")
+    learn_parser.add_argument("--eval-seed", type=int, default=100_000, help="environment seed of the evaluation")
     learn_parser.add_argument(
         "--reuse", action="store_true", help="read a candidate's existing run in --runs instead of training it"
     )
