@@ -43,7 +43,7 @@ class RunningMeanStd(nn.Module):
         flat = x.reshape(-1, x.shape[-1]).to(self.mean.dtype)  # (N, dim)
         batch_count = flat.shape[0]
         batch_mean = flat.mean(0)
-        batch_var = (flat - batch_mean).square().mean(0)  # two passes: ~4x faster than var(0) on CPU
+        batch_var = flat.var(0, unbiased=False)
         total = self.count + batch_count
         old_weight = self.count / total  # float64 scalars: the count grows past float32's integer range
         batch_weight = batch_count / total

@@ -243,10 +243,10 @@ def describe_compute(cfg: DramaConfig, device: torch.device, threads: int | None
 
     precision = resolve_precision(cfg.train.precision, device)
     print(f"precision: {precision.name} ({precision.reason})")
-    print(f"compile: {'on (torch.compile of the fixed-shape networks)' if cfg.train.compile else 'off'}")
     choice = choose_threads(threads, small_model=preset_name(cfg) == "debug")
     apply_threads(choice)
     print(f"threads: {choice.threads} ({choice.reason}; inter-op 1)")
+    print(f"compile: {'on (torch.compile of the fixed-shape networks)' if cfg.train.compile else 'off'}")
     if device.type == "cpu" and keep_freed_memory():
         print("memory: freed large blocks are kept for reuse instead of being returned to the OS")
 
