@@ -6,6 +6,12 @@ then every model is scored on the same frames. From each window of `context` rea
 the real one: mean squared error per pixel, pixels scaled to [0, 1]. The same figure for a freshly
 initialised model of the same config tells how much of it the training earned.
 
+On Atari most of a frame is static background, so a model that dreams only the background already scores a
+small error. The error is therefore also given on the moving pixels alone: those whose colour differs from
+their episode's per-pixel median frame (the background) by more than `MOVING_THRESHOLD` in some channel. The
+same windows "dreamed" as that median frame give the score of a model that shows no motion at all: a model
+must beat it on the moving pixels to dream any of the game's objects.
+
     python -m drama_agent.dream_quality drama-debug-catch --episodes 5 --json dream.json
 """
 
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,13 +40,26 @@ class Episode:
     actions: np.ndarray  # (T,) int64
 
 
+MOVING_THRESHOLD = 0.1
+"""Colour difference from the episode's median frame, in [0, 1], above which a real pixel counts as moving."""
+
+
 @dataclass
 class DreamError:
-    """Mean squared pixel error of open-loop dreams, overall and per dreamed step (index 0 = first dreamed frame)."""
+    """Mean squared pixel error of open-loop dreams, overall and per dreamed step (index 0 = first dreamed frame),
+    and on the real frames' moving pixels alone (None when none moved) with the share of pixels that moved."""
 
     mse: float
     mse_per_step: list[float]
     windows: int
+    moving_mse: float | None = None
+    moving_fraction: float = 0.0
+
+
+def moving_pixels(frames: np.ndarray, threshold: float = MOVING_THRESHOLD) -> np.ndarray:
+    """(T, S, S, 3) uint8 frames of one episode -> (T, S, S) bool: pixels away from the per-pixel median frame."""
+    background = np.median(frames, axis=0)
+    return (np.abs(frames.astype(np.float64) - background) > threshold * 255.0).any(axis=-1)
 
 
 def record_episodes(
@@ -71,6 +91,10 @@ def windows(episodes: list[Episode], context: int, horizon: int, max_windows: in
     return found
 
 
+Dreamer = Callable[[list[tuple[int, int]], int], np.ndarray]
+"""(windows as (episode, start), index of the first) -> their dreamed frames (B, H, S, S, 3) uint8."""
+
+
 def dream_error(
     agent: DramaAgent,
     episodes: list[Episode],
@@ -85,21 +109,53 @@ def dream_error(
     For a window starting at t the model sees o_t..o_{t+L-1} with their actions and dreams o_{t+L}..o_{t+L+H-1}
     under the real actions a_{t+L}..a_{t+L+H-1}.
     """
-    starts = windows(episodes, context, horizon, max_windows)
-    if not starts:
-        raise ValueError(f"no episode is longer than context + horizon = {context + horizon} steps")
-    squared = []
-    for first in range(0, len(starts), batch_size):
-        chunk = starts[first : first + batch_size]
+
+    def dream(chunk: list[tuple[int, int]], first: int) -> np.ndarray:
         obs = np.stack([episodes[i].obs[s : s + context] for i, s in chunk])  # (B, L, S, S, 3)
         acts = np.stack([episodes[i].actions[s : s + context] for i, s in chunk])  # (B, L)
         planned = np.stack([episodes[i].actions[s + context : s + context + horizon] for i, s in chunk])  # (B, H)
+        return agent.imagine(obs, acts, horizon=horizon, actions=planned, seed=seed + first).frames
+
+    return _score(episodes, context, horizon, max_windows, batch_size, dream)
+
+
+def background_error(
+    episodes: list[Episode], context: int, horizon: int = 16, max_windows: int = 64, batch_size: int = 16
+) -> DreamError:
+    """The same windows "dreamed" as their episode's median frame: what a model that shows no motion scores."""
+    backgrounds = [np.median(episode.obs, axis=0).astype(np.uint8) for episode in episodes]
+
+    def dream(chunk: list[tuple[int, int]], first: int) -> np.ndarray:
+        return np.stack([np.broadcast_to(backgrounds[i], (horizon, *backgrounds[i].shape)) for i, _ in chunk])
+
+    return _score(episodes, context, horizon, max_windows, batch_size, dream)
+
+
+def _score(
+    episodes: list[Episode], context: int, horizon: int, max_windows: int, batch_size: int, dream: Dreamer
+) -> DreamError:
+    """Squared error of `dream`'s frames against the real frames that followed each window's context."""
+    starts = windows(episodes, context, horizon, max_windows)
+    if not starts:
+        raise ValueError(f"no episode is longer than context + horizon = {context + horizon} steps")
+    masks = {i: moving_pixels(episodes[i].obs) for i in {i for i, _ in starts}}
+    squared, moving_sum, moving_count = [], 0.0, 0
+    for first in range(0, len(starts), batch_size):
+        chunk = starts[first : first + batch_size]
         real = np.stack([episodes[i].obs[s + context : s + context + horizon] for i, s in chunk])  # (B, H, S, S, 3)
-        dream = agent.imagine(obs, acts, horizon=horizon, actions=planned, seed=seed + first).frames
-        diff = (dream.astype(np.float64) - real.astype(np.float64)) / 255.0
+        diff = (dream(chunk, first).astype(np.float64) - real.astype(np.float64)) / 255.0
         squared.append((diff**2).mean(axis=(2, 3, 4)))  # (B, H)
+        moving = np.stack([masks[i][s + context : s + context + horizon] for i, s in chunk])  # (B, H, S, S)
+        moving_sum += float((diff**2).mean(axis=-1)[moving].sum())
+        moving_count += int(moving.sum())
     per_window_step = np.concatenate(squared)  # (N, H)
-    return DreamError(float(per_window_step.mean()), per_window_step.mean(axis=0).tolist(), len(starts))
+    return DreamError(
+        float(per_window_step.mean()),
+        per_window_step.mean(axis=0).tolist(),
+        len(starts),
+        moving_mse=moving_sum / moving_count if moving_count else None,
+        moving_fraction=moving_count / per_window_step.size / (real.shape[2] * real.shape[3]),
+    )
 
 
 def untrained_twin(agent: DramaAgent) -> DramaAgent:
@@ -116,7 +172,8 @@ def dream_quality(
     seed: int = 0,
     deterministic: bool = True,
 ) -> dict[str, Any]:
-    """The card's figure: dream error of `agent` and of an untrained twin on the same held-out episodes.
+    """The card's figure: dream error of `agent`, of an untrained twin and of a motionless background "dream" (each
+    episode's median frame) on the same held-out episodes.
 
     `env` should be seeded apart from training (e.g. `make_env(game, cfg.env, seed=20_000)`); the context is the
     agent's imagination context. The agent plays greedily unless `deterministic` is False (sampled actions, for
@@ -126,9 +183,11 @@ def dream_quality(
     context = agent.cfg.imagination.context
     trained = dream_error(agent, episodes, context, horizon, max_windows, seed=seed)
     untrained = dream_error(untrained_twin(agent), episodes, context, horizon, max_windows, seed=seed)
+    background = background_error(episodes, context, horizon, max_windows)
     return {
         "trained": asdict(trained),
         "untrained": asdict(untrained),
+        "background": asdict(background),
         "protocol": (
             f"{trained.windows} windows from {n_episodes} {'greedy' if deterministic else 'sampled-action'} "
             f"episode{'s' * (n_episodes != 1)} "
@@ -136,6 +195,10 @@ def dream_quality(
             "under the real actions; mean squared error per pixel in [0, 1]"
         ),
     }
+
+
+def _optional(value: float | None) -> str:
+    return "-" if value is None else f"{value:.5f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,9 +227,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dream_quality: error: {err}", file=sys.stderr)
         return 2
     result |= {"checkpoint": args.checkpoint, "env_id": agent.env_id, "seed": args.seed}
+    trained, untrained = result["trained"], result["untrained"]
     print(
-        f"{agent.env_id}: dream error {result['trained']['mse']:.5f} (untrained model of the same config: "
-        f"{result['untrained']['mse']:.5f}); {result['protocol']}"
+        f"{agent.env_id}: dream error {trained['mse']:.5f} (untrained model of the same config: "
+        f"{untrained['mse']:.5f}); on the moving pixels ({trained['moving_fraction']:.1%} of them): "
+        f"{_optional(trained['moving_mse'])} (untrained: {_optional(untrained['moving_mse'])}, background only: "
+        f"{_optional(result['background']['moving_mse'])}); {result['protocol']}"
     )
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2))

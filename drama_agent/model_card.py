@@ -8,6 +8,7 @@ import yaml
 
 from drama_agent.checkpoint import CheckpointFormatError
 from drama_agent.config import DramaConfig
+from drama_agent.dream_quality import MOVING_THRESHOLD
 from drama_agent.envs import CATCH_ID, random_policy_return
 from drama_agent.presets import PRESETS
 from drama_agent.scores import game_name, score_table
@@ -169,6 +170,15 @@ def _card_body(meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+DREAM_ROWS = (
+    ("this agent", "trained"),
+    ("untrained, same config", "untrained"),
+    ("no motion: the episode's median frame", "background"),
+)
+"""Rows of the card's dream-quality table: label and key in `dream_quality`'s dict (the last is absent from
+results recorded before it existed)."""
+
+
 def _dream_quality_lines(dream: dict[str, Any] | None) -> list[str]:
     """The card's dream-quality section from `drama_agent.dream_quality.dream_quality`'s dict (none if absent)."""
     if dream is None:
@@ -177,13 +187,27 @@ def _dream_quality_lines(dream: dict[str, Any] | None) -> list[str]:
         "",
         "## Dream quality",
         "",
-        "| model | mean squared pixel error of 16-step open-loop dreams | windows |",
-        "|---|---|---|",
-        f"| this agent | {dream['trained']['mse']:.5f} | {dream['trained']['windows']} |",
-        f"| untrained, same config | {dream['untrained']['mse']:.5f} | {dream['untrained']['windows']} |",
+        "| model | mean squared pixel error of 16-step open-loop dreams | on the moving pixels | windows |",
+        "|---|---|---|---|",
+        *(
+            f"| {label} | {dream[key]['mse']:.5f} | {_moving_error(dream[key])} | {dream[key]['windows']} |"
+            for label, key in DREAM_ROWS
+            if key in dream
+        ),
+        "",
+        f"Moving pixels: those of the real frame whose colour is more than {MOVING_THRESHOLD:g} away from their "
+        "episode's median frame (the static background). A model that dreams only the background scores well on "
+        "all pixels but not on these; the last row is that motionless dream.",
         "",
         f"Protocol: {dream['protocol']}.",
     ]
+
+
+def _moving_error(error: dict[str, Any]) -> str:
+    """The moving-pixel error with the share of pixels that moved ("-" for results recorded before it existed)."""
+    if error.get("moving_mse") is None:
+        return "-"
+    return f"{error['moving_mse']:.5f} ({error['moving_fraction']:.1%} of pixels)"
 
 
 def _reference_scores(env_id: str) -> str | None:

@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 
 from drama_agent import DramaAgent, make_env
-from drama_agent.dream_quality import Episode, dream_error, dream_quality, record_episodes, untrained_twin, windows
+from drama_agent.dream_quality import (
+    MOVING_THRESHOLD,
+    Episode,
+    background_error,
+    dream_error,
+    dream_quality,
+    moving_pixels,
+    record_episodes,
+    untrained_twin,
+    windows,
+)
 from drama_agent.model_card import parse_model_card
 
 
@@ -55,6 +65,39 @@ def test_a_perfect_dream_scores_zero(catch_agent, monkeypatch) -> None:
     monkeypatch.setattr(catch_agent, "imagine", oracle)
     result = dream_error(catch_agent, [episode], context=4, horizon=16, max_windows=1)
     assert result.mse == 0.0 and result.mse_per_step == [0.0] * 16
+    assert result.moving_mse == 0.0 and result.moving_fraction > 0.0
+
+
+def test_moving_pixels_are_those_away_from_the_median_frame() -> None:
+    frames = np.full((5, 4, 4, 3), 100, np.uint8)
+    frames[1, 0, 0, 2] = 100 + 26  # just over 0.1 of the range in one channel: moving
+    frames[2, 3, 3] = 100 + 25  # 25/255 < 0.1 in every channel: background
+    frames[3, 1, 2, 0] = 0
+    assert MOVING_THRESHOLD == 0.1
+    expected = np.zeros((5, 4, 4), bool)
+    expected[1, 0, 0] = expected[3, 1, 2] = True
+    np.testing.assert_array_equal(moving_pixels(frames), expected)
+
+
+def test_a_background_only_dream_is_scored_on_the_moving_pixels(catch_agent, monkeypatch) -> None:
+    episode = record_episodes(catch_agent, make_env("Catch", catch_agent.cfg.env, seed=30_003), 1)[0]
+    background = np.median(episode.obs, axis=0).astype(np.uint8)
+    context, horizon = 4, 16
+
+    class Dream:
+        frames = np.broadcast_to(background, (1, horizon, *background.shape))
+
+    monkeypatch.setattr(catch_agent, "imagine", lambda *args, **kwargs: Dream())
+    result = dream_error(catch_agent, [episode], context, horizon, max_windows=1)
+    real = episode.obs[context : context + horizon].astype(np.float64) / 255.0
+    squared = ((background / 255.0 - real) ** 2).mean(axis=-1)  # (H, S, S)
+    moving = moving_pixels(episode.obs)[context : context + horizon]
+    assert moving.any()
+    assert result.moving_mse == pytest.approx(squared[moving].mean(), rel=1e-12)
+    assert result.moving_fraction == pytest.approx(moving.mean(), rel=1e-12)
+    assert result.moving_mse > 10 * result.mse  # the background hides the miss in the all-pixel figure
+    motionless = background_error([episode], context, horizon, max_windows=1)
+    assert (motionless.mse, motionless.moving_mse) == (result.mse, result.moving_mse)
 
 
 def test_trained_catch_agent_dreams_better_than_an_untrained_twin(catch_agent) -> None:
@@ -62,6 +105,8 @@ def test_trained_catch_agent_dreams_better_than_an_untrained_twin(catch_agent) -
     trained, untrained = result["trained"]["mse"], result["untrained"]["mse"]
     assert result["trained"]["windows"] == result["untrained"]["windows"] == 4
     assert trained < 0.1 * untrained  # measured: 0.009 against 0.25
+    moving = result["trained"]["moving_mse"], result["background"]["moving_mse"]
+    assert moving[0] < 0.5 * moving[1]  # Catch's ball and paddle are dreamed, not just the background
     twin = untrained_twin(catch_agent)
     assert twin.cfg == catch_agent.cfg and twin.num_actions == catch_agent.num_actions
 
@@ -74,14 +119,29 @@ def test_episodes_too_short_for_a_window_are_an_error(catch_agent) -> None:
 
 def test_card_shows_the_dream_quality_pair_passed_with_the_evaluation(catch_agent, tmp_path) -> None:
     dream = {
-        "trained": {"mse": 0.00923, "mse_per_step": [0.01] * 16, "windows": 5},
+        "trained": {
+            "mse": 0.00923,
+            "mse_per_step": [0.01] * 16,
+            "windows": 5,
+            "moving_mse": 0.0312,
+            "moving_fraction": 0.052,
+        },
         "untrained": {"mse": 0.24594, "mse_per_step": [0.25] * 16, "windows": 5},
+        "background": {
+            "mse": 0.0101,
+            "mse_per_step": [0.01] * 16,
+            "windows": 5,
+            "moving_mse": 0.25,
+            "moving_fraction": 0.052,
+        },
         "protocol": "5 windows from 5 greedy episodes",
     }
     evaluation = {"mean": 1.0, "std": 0.0, "returns": [1.0], "episodes": 1, "hns": None, "dream_quality": dream}
     folder = catch_agent.save_pretrained(tmp_path / "card", evaluation=evaluation)
     _, body = parse_model_card((folder / "README.md").read_text("utf-8"))
-    assert "| this agent | 0.00923 | 5 |" in body and "| untrained, same config | 0.24594 | 5 |" in body
+    assert "| this agent | 0.00923 | 0.03120 (5.2% of pixels) | 5 |" in body
+    assert "| untrained, same config | 0.24594 | - | 5 |" in body  # recorded before the moving-pixel figure
+    assert "| no motion: the episode's median frame | 0.01010 | 0.25000 (5.2% of pixels) | 5 |" in body
     assert "Protocol: 5 windows from 5 greedy episodes." in body
     plain = catch_agent.save_pretrained(tmp_path / "plain", evaluation=evaluation | {"dream_quality": None})
     assert "Dream quality" not in (plain / "README.md").read_text("utf-8")
