@@ -102,6 +102,12 @@ class DramaAgent:
     def num_timesteps(self) -> int:
         return 0 if self._trainer is None else self._trainer.env_steps
 
+    @property
+    def steps_trained(self) -> int:
+        """Env steps the weights have learned from: a loaded checkpoint's own count plus this agent's steps."""
+        before = 0 if self.pretrained_info is None else int(self.pretrained_info.get("steps_trained") or 0)
+        return before + self.num_timesteps
+
     def learn(
         self,
         total_timesteps: int,
@@ -335,7 +341,7 @@ class DramaAgent:
             "num_actions": self.num_actions,
             "obs_shape": list(self.obs_shape),
             "action_meanings": checkpoint.action_meanings(self.env),
-            "steps_trained": self.num_timesteps,
+            "steps_trained": self.steps_trained,
             "evaluation": evaluation,
         }
         folder = Path(folder)
@@ -344,7 +350,7 @@ class DramaAgent:
             "game": game_name(env_id),
             "env_id": env_id,
             "preset": model_card.preset_name(self.cfg),
-            "steps_trained": self.num_timesteps,
+            "steps_trained": self.steps_trained,
             "eval": evaluation,
             "parameter_counts": self.parameter_counts(),
             "limits": model_card.limits(env_id),

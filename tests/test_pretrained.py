@@ -31,6 +31,20 @@ def observations(n: int = 12) -> list[np.ndarray]:
     return frames
 
 
+def test_saving_a_loaded_agent_keeps_its_training_steps_and_adds_new_ones(tmp_path):
+    shipped = json.loads((shipped_checkpoints_dir() / "drama-debug-catch" / "config.json").read_text("utf-8"))
+    loaded = DramaAgent.from_pretrained("drama-debug-catch", device="cpu", local_files_only=True)
+    saved = json.loads((loaded.save_pretrained(tmp_path / "again") / "config.json").read_text("utf-8"))
+    assert shipped["steps_trained"] > 0 and saved["steps_trained"] == shipped["steps_trained"]
+    _, body = parse_model_card((tmp_path / "again" / "README.md").read_text("utf-8"))
+    assert f"- environment steps trained: {shipped['steps_trained']:,}" in body
+    tuned = DramaAgent.from_pretrained(
+        "drama-debug-catch", device="cpu", env=make_env("Catch", DEBUG.env, seed=0), local_files_only=True
+    )
+    tuned.learn(7)
+    assert tuned.steps_trained == shipped["steps_trained"] + 7
+
+
 def test_round_trip_gives_identical_weights_config_and_actions(tmp_path):
     agent = trained_a_little()
     evaluation = {"mean": -1.5, "std": 0.5, "returns": [-1.0, -2.0], "lengths": [35, 35], "hns": None, "episodes": 2}
