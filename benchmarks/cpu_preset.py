@@ -15,11 +15,18 @@ none), so each one is a plain `drama-train` command.
   run's training.json, when there is one).
 
 * `ball`: how visible Pong's ball stays at each frame size (INTER_AREA resizing, as `make_env` does).
+* `signals`: what a trained agent's world model has learned of the game's moving objects and rewards, on
+  random play (seeded apart from training): the autoencoder's reconstruction error on the moving pixels (see
+  `drama_agent.dream_quality`) next to a motionless median frame's, and the mean predicted reward on the steps
+  whose real reward was positive, negative or zero. A model that has not learned the objects reconstructs no
+  better than the median frame, and its reward head predicts the same mean reward everywhere.
 
-Writes benchmarks/results/cpu_preset_speed.{json,md}, cpu_preset.{json,md,png} or cpu_preset_ball.{json,md}. Usage:
+Writes benchmarks/results/cpu_preset_speed.{json,md}, cpu_preset.{json,md,png}, cpu_preset_ball.{json,md} or
+cpu_preset_signals.{json,md,png}. Usage:
     OMP_NUM_THREADS=1 python benchmarks/cpu_preset.py speed [--rounds 2 --steps 24] [--quick]
     python benchmarks/cpu_preset.py learn --budget 6600 [--candidates cpu cpu-every2] [--parallel 2] [--reuse]
     python benchmarks/cpu_preset.py ball
+    python benchmarks/cpu_preset.py signals drama-cpu-pong runs/cpu_preset/cpu [--steps 2000]
 """
 
 from __future__ import annotations
@@ -37,8 +44,10 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from drama_agent import DramaAgent, DramaConfig, make_env
+from drama_agent.dream_quality import MOVING_THRESHOLD, moving_pixels
 from drama_agent.envs import resize_frame
 from drama_agent.metrics import read_metrics
 from drama_agent.plotting import episode_returns, plot_learning_curves
@@ -206,6 +215,120 @@ def ball(args: argparse.Namespace) -> None:
     _write(args.results, "cpu_preset_ball", {"rows": rows}, "\n".join(lines) + "\n")
 
 
+def signals(args: argparse.Namespace) -> None:
+    """Reconstruction of moving pixels and reward prediction of each agent's world model on random play."""
+    rows, strips = [], []
+    for source in args.agents:
+        path = Path(source)
+        if (path / "state.safetensors").exists():
+            agent = DramaAgent.load(path, device="cpu")
+        else:
+            agent = DramaAgent.from_pretrained(source, device="cpu")
+        episodes = random_episodes(agent, args.steps, args.seed)
+        trained = agent.num_timesteps if agent.pretrained_info is None else agent.pretrained_info["steps_trained"]
+        row = {"agent": source, "env_id": agent.env_id, "steps_trained": trained}
+        row |= world_model_signals(agent, episodes)
+        rows.append(row)
+        first = episodes[0][0]
+        shown = np.linspace(0, len(first) - 1, 8).round().astype(int)
+        strips.append((source, first[shown], reconstruct(agent, first[shown])))
+    lines = [
+        f"Random play ({args.steps} agent steps per agent, environment seed {args.seed}), torch {torch.__version__}. "
+        "Reconstruction: encoder then decoder of each real frame; moving pixels: colour more than "
+        f"{MOVING_THRESHOLD:g} away from the episode's median frame; mean squared error per pixel in [0, 1]. "
+        "Predicted reward: the reward head's mean on the steps whose real reward had that sign.",
+        "",
+        "| agent | game | env steps trained | moving pixels | reconstruction error on them | median frame's error "
+        "| predicted reward when real > 0 | when < 0 | when 0 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        rewards = " | ".join(
+            "-" if r[k] is None else f"{r[k]:+.3f}" for k in ("reward_pos", "reward_neg", "reward_zero")
+        )
+        lines.append(
+            f"| {r['agent']} | {r['env_id']} | {r['steps_trained']:,} | {r['moving_fraction']:.1%} "
+            f"| {r['moving_mse']:.4f} | {r['median_frame_mse']:.4f} | {rewards} |"
+        )
+    args.results.mkdir(parents=True, exist_ok=True)
+    draw_strips(strips, args.results / "cpu_preset_signals.png")
+    _write(args.results, "cpu_preset_signals", {"rows": rows, "seed": args.seed}, "\n".join(lines) + "\n")
+
+
+def random_episodes(agent: DramaAgent, steps: int, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(obs (T, S, S, 3), actions (T,), rewards (T,)) of uniformly random play, `steps` agent steps in all."""
+    env = make_env(agent.env_id, agent.cfg.env, seed=seed)
+    rng = np.random.default_rng(seed)
+    episodes, left = [], steps
+    while left > 0:
+        obs, _ = env.reset()
+        frames, actions, rewards, done = [], [], [], False
+        while not done and left > 0:
+            action = int(rng.integers(agent.num_actions))
+            frames.append(obs)
+            actions.append(action)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            rewards.append(float(reward))
+            done, left = terminated or truncated, left - 1
+        episodes.append((np.stack(frames), np.asarray(actions, dtype=np.int64), np.asarray(rewards)))
+    return episodes
+
+
+@torch.no_grad()
+def reconstruct(agent: DramaAgent, frames: np.ndarray) -> np.ndarray:
+    """(T, S, S, 3) uint8 -> the autoencoder's (T, S, S, 3) uint8 reconstruction (sampled latents, seed 0)."""
+    wm = agent.world_model.eval()
+    generator = torch.Generator().manual_seed(0)
+    z = wm.sample(wm.encode(torch.as_tensor(frames)[None]), generator)
+    return wm.to_uint8(wm.decode(z))[0].numpy()
+
+
+@torch.no_grad()
+def world_model_signals(agent: DramaAgent, episodes: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict:
+    """Moving-pixel reconstruction error (and the median frame's), mean predicted reward by the real one's sign."""
+    wm = agent.world_model.eval()
+    generator = torch.Generator().manual_seed(0)
+    squared, motionless, moving_count, pixels = 0.0, 0.0, 0, 0
+    predicted, real = [], []
+    for frames, actions, rewards in episodes:
+        z = wm.sample(wm.encode(torch.as_tensor(frames)[None]), generator)
+        rebuilt = wm.to_uint8(wm.decode(z))[0].numpy()  # reconstruct()'s result; z also feeds the sequence model
+        moving = moving_pixels(frames)
+        median = np.median(frames, axis=0)
+        squared += float(((rebuilt / 255.0 - frames / 255.0) ** 2).mean(-1)[moving].sum())
+        motionless += float(((median / 255.0 - frames / 255.0) ** 2).mean(-1)[moving].sum())
+        moving_count, pixels = moving_count + int(moving.sum()), pixels + moving.size
+        d, _ = wm.sequence_model(z, torch.as_tensor(actions)[None])
+        predicted.append(wm.predict_reward(d)[0].float().numpy())  # r_t of the transition (o_t, a_t)
+        real.append(rewards)
+    predicted_all, real_all = np.concatenate(predicted), np.concatenate(real)
+
+    def mean_where(mask: np.ndarray) -> float | None:
+        return float(predicted_all[mask].mean()) if mask.any() else None
+
+    return {
+        "moving_fraction": moving_count / pixels,
+        "moving_mse": squared / max(moving_count, 1),
+        "median_frame_mse": motionless / max(moving_count, 1),
+        "reward_pos": mean_where(real_all > 0),
+        "reward_neg": mean_where(real_all < 0),
+        "reward_zero": mean_where(real_all == 0),
+        "reward_counts": [int((real_all > 0).sum()), int((real_all < 0).sum()), int((real_all == 0).sum())],
+    }
+
+
+def draw_strips(strips: list[tuple[str, np.ndarray, np.ndarray]], path: Path) -> None:
+    """For each agent, a row of real frames above the same frames as its autoencoder reconstructs them."""
+    fig = Figure(figsize=(12, 3.2 * len(strips)))
+    for k, (name, real, rebuilt) in enumerate(strips):
+        ax = fig.add_subplot(len(strips), 1, k + 1)
+        ax.imshow(np.concatenate([np.concatenate(list(real), 1), np.concatenate(list(rebuilt), 1)], 0))
+        ax.set_title(f"{name}: real (top) and reconstructed (bottom)")
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def learn_command(name: str, args: argparse.Namespace) -> list[str]:
     """The `drama-train` command of one candidate (what the shipped agents were trained with, plus overrides)."""
     command = ["drama-train", "--game", args.game, "--preset", "cpu", "--seed", str(args.seed)]
@@ -368,8 +491,13 @@ def main(argv: list[str] | None = None) -> None:
     learn_parser.add_argument(
         "--reuse", action="store_true", help="read a candidate's existing run in --runs instead of training it"
     )
+    signals_parser = sub.add_parser("signals")
+    signals_parser.add_argument("agents", nargs="+", help="shipped checkpoint names, folders or run directories")
+    signals_parser.add_argument("--steps", type=int, default=2000, help="agent steps of random play per agent")
+    signals_parser.add_argument("--seed", type=int, default=300_000, help="environment seed (apart from training)")
+    signals_parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    {"speed": speed, "learn": learn, "ball": ball}[args.mode](args)
+    {"speed": speed, "learn": learn, "ball": ball, "signals": signals}[args.mode](args)
 
 
 if __name__ == "__main__":
