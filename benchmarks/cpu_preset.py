@@ -65,9 +65,10 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "cpu-64": {"env.frame_size": 64},
     "cpu-every2": {"train.update_every": 2, "replay.batch_size": 4, "imagination.batch_size": 64},
     "cpu-lr3e-4": {"train.lr": 3e-4},
+    "cpu-lr6e-4": {"train.lr": 6e-4},
 }
 """Overrides of the `cpu` preset. every2 keeps the frames sampled per env step in twice as many updates of half
-the size; lr3e-4 takes 3x larger steps with the same updates."""
+the size; lr3e-4 and lr6e-4 take 3x and 6x larger steps with the same updates."""
 
 
 def candidate_config(name: str) -> DramaConfig:
