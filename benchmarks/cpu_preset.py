@@ -20,13 +20,19 @@ none), so each one is a plain `drama-train` command.
   `drama_agent.dream_quality`) next to a motionless median frame's, and the mean predicted reward on the steps
   whose real reward was positive, negative or zero. A model that has not learned the objects reconstructs no
   better than the median frame, and its reward head predicts the same mean reward everywhere.
+* `wm-updates`: how many more world-model updates a saved run needs before its world model learns the moving
+  objects: loads the run's training state (models, optimiser, replay), then does world-model updates only, on
+  that replay, and measures `signals` on the same random-play episodes every `--every` updates, until `--updates`
+  or `--budget` seconds; `--save DIR` writes the training state with the updated world model, which
+  `drama-train --resume` continues.
 
 Writes benchmarks/results/cpu_preset_speed.{json,md}, cpu_preset.{json,md,png}, cpu_preset_ball.{json,md} or
-cpu_preset_signals.{json,md,png}. Usage:
+cpu_preset_signals.{json,md,png} or cpu_preset_wm_updates_LABEL.{json,md,png}. Usage:
     OMP_NUM_THREADS=1 python benchmarks/cpu_preset.py speed [--rounds 2 --steps 24] [--quick]
     python benchmarks/cpu_preset.py learn --budget 6600 [--candidates cpu cpu-every2] [--parallel 2] [--reuse]
     python benchmarks/cpu_preset.py ball
     python benchmarks/cpu_preset.py signals drama-cpu-pong runs/cpu_preset/cpu [--steps 2000]
+    OMP_NUM_THREADS=1 python benchmarks/cpu_preset.py wm-updates runs/cpu_preset/cpu --budget 6000 [--save DIR]
 """
 
 from __future__ import annotations
@@ -228,11 +234,11 @@ def signals(args: argparse.Namespace) -> None:
         episodes = random_episodes(agent, args.steps, args.seed)
         trained = agent.num_timesteps if agent.pretrained_info is None else agent.pretrained_info["steps_trained"]
         row = {"agent": source, "env_id": agent.env_id, "steps_trained": trained}
-        row |= world_model_signals(agent, episodes)
-        rows.append(row)
+        measured, rebuilt = world_model_signals(agent, episodes)
+        rows.append(row | measured)
         first = episodes[0][0]
         shown = np.linspace(0, len(first) - 1, 8).round().astype(int)
-        strips.append((source, first[shown], reconstruct(agent, first[shown])))
+        strips.append((source, first[shown], rebuilt[0][shown]))
     lines = [
         f"Random play ({args.steps} agent steps per agent, environment seed {args.seed}), torch {torch.__version__}. "
         "Reconstruction: encoder then decoder of each real frame; moving pixels: colour more than "
@@ -244,9 +250,7 @@ def signals(args: argparse.Namespace) -> None:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        rewards = " | ".join(
-            "-" if r[k] is None else f"{r[k]:+.3f}" for k in ("reward_pos", "reward_neg", "reward_zero")
-        )
+        rewards = _reward_cells(r)
         lines.append(
             f"| {r['agent']} | {r['env_id']} | {r['steps_trained']:,} | {r['moving_fraction']:.1%} "
             f"| {r['moving_mse']:.4f} | {r['median_frame_mse']:.4f} | {rewards} |"
@@ -254,6 +258,90 @@ def signals(args: argparse.Namespace) -> None:
     args.results.mkdir(parents=True, exist_ok=True)
     draw_strips(strips, args.results / "cpu_preset_signals.png")
     _write(args.results, "cpu_preset_signals", {"rows": rows, "seed": args.seed}, "\n".join(lines) + "\n")
+
+
+def wm_updates(args: argparse.Namespace) -> None:
+    """World-model updates only on a saved run's replay, with the world model's signals every `--every` updates."""
+    agent = DramaAgent.load(args.run, device="cpu")
+    trainer = agent.trainer
+    episodes = random_episodes(agent, args.steps, args.seed)
+    label = args.label or Path(args.run).name
+    meta = {
+        "run": str(args.run),
+        "game": agent.env_id,
+        "env_steps": trainer.env_steps,
+        "updates_before": trainer.updates,
+        "replay_steps": len(trainer.replay),
+        "lr": trainer.wm_optim.param_groups[0]["lr"],
+        "precision": trainer.precision.reason,
+        "signal_steps": args.steps,
+        "signal_seed": args.seed,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    }
+    rows, recon, start, done = [], [], time.perf_counter(), 0
+    while True:
+        if done % args.every == 0 or done == args.updates or time.perf_counter() - start > args.budget:
+            seconds = time.perf_counter() - start
+            mean_recon = float(torch.stack(recon).mean()) if recon else None
+            rows.append({"extra_updates": done, "seconds": seconds, "train_recon": mean_recon})
+            rows[-1] |= world_model_signals(agent, episodes)[0]
+            recon = []
+            print(json.dumps(rows[-1]), flush=True)
+            _write_wm_updates(args.results, label, meta, rows)
+            if done == args.updates or seconds > args.budget:
+                break
+        recon.append(trainer.update_world_model()["world_model/recon"])
+        done += 1
+    if args.save is not None:
+        print(f"saved {agent.save(args.save)}")
+
+
+def _write_wm_updates(folder: Path, label: str, meta: dict, rows: list[dict]) -> None:
+    """The table, JSON and figure of `wm_updates` so far (rewritten at every measurement)."""
+    lines = [
+        f"{meta['game']}: world-model updates only, on the replay of {meta['run']} ({meta['env_steps']:,} env steps, "
+        f"{meta['updates_before']:,} updates before), learning rate {meta['lr']:g}, {meta['precision']}, torch "
+        f"{meta['torch']}, {meta['threads']} thread(s), {meta['machine']}. Signals as in `signals`, on "
+        f"{meta['signal_steps']} steps of random play (environment seed {meta['signal_seed']}); training "
+        "reconstruction loss: the world model's `recon` term, mean over the updates since the row before.",
+        "",
+        "| extra updates | seconds | training reconstruction loss | moving-pixel error | median frame's "
+        "| predicted reward when real > 0 | when < 0 | when 0 |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        recon = "-" if r["train_recon"] is None else f"{r['train_recon']:.2f}"
+        rewards = _reward_cells(r)
+        lines.append(
+            f"| {r['extra_updates']:,} | {r['seconds']:.0f} | {recon} | {r['moving_mse']:.4f} "
+            f"| {r['median_frame_mse']:.4f} | {rewards} |"
+        )
+    stem = f"cpu_preset_wm_updates_{label}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    (folder / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    updates = [meta["updates_before"] + r["extra_updates"] for r in rows]
+    fig = Figure(figsize=(10, 3.6))
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    left.plot(updates, [r["moving_mse"] for r in rows], marker=".", label="reconstruction")
+    left.plot(updates, [r["median_frame_mse"] for r in rows], "k--", label="median frame")
+    left.set(xlabel="world-model updates", ylabel="error on moving pixels", title=f"{meta['game']}: moving objects")
+    for key, name in (("reward_pos", "real reward > 0"), ("reward_neg", "real reward < 0"), ("reward_zero", "= 0")):
+        if any(r[key] is not None for r in rows):
+            right.plot(updates, [r[key] for r in rows], marker=".", label=name)
+    right.set(xlabel="world-model updates", ylabel="mean predicted reward", title="reward head")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / f"{stem}.png", dpi=100)
+
+
+def _reward_cells(row: dict) -> str:
+    """The mean predicted reward by the real reward's sign, as three table cells."""
+    return " | ".join("-" if row[k] is None else f"{row[k]:+.3f}" for k in ("reward_pos", "reward_neg", "reward_zero"))
 
 
 def random_episodes(agent: DramaAgent, steps: int, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -276,24 +364,19 @@ def random_episodes(agent: DramaAgent, steps: int, seed: int) -> list[tuple[np.n
 
 
 @torch.no_grad()
-def reconstruct(agent: DramaAgent, frames: np.ndarray) -> np.ndarray:
-    """(T, S, S, 3) uint8 -> the autoencoder's (T, S, S, 3) uint8 reconstruction (sampled latents, seed 0)."""
-    wm = agent.world_model.eval()
-    generator = torch.Generator().manual_seed(0)
-    z = wm.sample(wm.encode(torch.as_tensor(frames)[None]), generator)
-    return wm.to_uint8(wm.decode(z))[0].numpy()
-
-
-@torch.no_grad()
-def world_model_signals(agent: DramaAgent, episodes: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict:
-    """Moving-pixel reconstruction error (and the median frame's), mean predicted reward by the real one's sign."""
+def world_model_signals(
+    agent: DramaAgent, episodes: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+) -> tuple[dict, list[np.ndarray]]:
+    """Moving-pixel reconstruction error (and the median frame's), mean predicted reward by the real one's sign;
+    and each episode's frames as the autoencoder reconstructs them (uint8, sampled latents, seed 0)."""
     wm = agent.world_model.eval()
     generator = torch.Generator().manual_seed(0)
     squared, motionless, moving_count, pixels = 0.0, 0.0, 0, 0
-    predicted, real = [], []
+    predicted, real, reconstructions = [], [], []
     for frames, actions, rewards in episodes:
         z = wm.sample(wm.encode(torch.as_tensor(frames)[None]), generator)
-        rebuilt = wm.to_uint8(wm.decode(z))[0].numpy()  # reconstruct()'s result; z also feeds the sequence model
+        rebuilt = wm.to_uint8(wm.decode(z))[0].numpy()
+        reconstructions.append(rebuilt)
         moving = moving_pixels(frames)
         median = np.median(frames, axis=0)
         squared += float(((rebuilt / 255.0 - frames / 255.0) ** 2).mean(-1)[moving].sum())
@@ -307,7 +390,7 @@ def world_model_signals(agent: DramaAgent, episodes: list[tuple[np.ndarray, np.n
     def mean_where(mask: np.ndarray) -> float | None:
         return float(predicted_all[mask].mean()) if mask.any() else None
 
-    return {
+    measured = {
         "moving_fraction": moving_count / pixels,
         "moving_mse": squared / max(moving_count, 1),
         "median_frame_mse": motionless / max(moving_count, 1),
@@ -316,6 +399,7 @@ def world_model_signals(agent: DramaAgent, episodes: list[tuple[np.ndarray, np.n
         "reward_zero": mean_where(real_all == 0),
         "reward_counts": [int((real_all > 0).sum()), int((real_all < 0).sum()), int((real_all == 0).sum())],
     }
+    return measured, reconstructions
 
 
 def draw_strips(strips: list[tuple[str, np.ndarray, np.ndarray]], path: Path) -> None:
@@ -497,8 +581,19 @@ def main(argv: list[str] | None = None) -> None:
     signals_parser.add_argument("--steps", type=int, default=2000, help="agent steps of random play per agent")
     signals_parser.add_argument("--seed", type=int, default=300_000, help="environment seed (apart from training)")
     signals_parser.add_argument("--results", type=Path, default=RESULTS)
+    wm_parser = sub.add_parser("wm-updates")
+    wm_parser.add_argument("run", help="a run directory with state.safetensors")
+    wm_parser.add_argument("--updates", type=int, default=100_000, help="world-model updates at most")
+    wm_parser.add_argument("--budget", type=float, default=6000.0, help="wall-clock seconds at most")
+    wm_parser.add_argument("--every", type=int, default=250, help="updates between measurements")
+    wm_parser.add_argument("--steps", type=int, default=1000, help="agent steps of random play measured")
+    wm_parser.add_argument("--seed", type=int, default=300_000, help="environment seed of that play")
+    wm_parser.add_argument("--label", help="names the result files (default: the run directory's name)")
+    wm_parser.add_argument("--save", type=Path, help="write the training state with the updated world model here")
+    wm_parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    {"speed": speed, "learn": learn, "ball": ball, "signals": signals}[args.mode](args)
+    modes = {"speed": speed, "learn": learn, "ball": ball, "signals": signals, "wm-updates": wm_updates}
+    modes[args.mode](args)
 
 
 if __name__ == "__main__":
