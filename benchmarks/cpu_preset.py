@@ -23,8 +23,7 @@ none), so each one is a plain `drama-train` command.
 * `wm-updates`: how many more world-model updates a saved run needs before its world model learns the moving
   objects: loads the run's training state (models, optimiser, replay), then does world-model updates only, on
   that replay, and measures `signals` on the same random-play episodes every `--every` updates, until `--updates`
-  or `--budget` seconds; `--save DIR` writes the training state with the updated world model, which
-  `drama-train --resume` continues.
+  or `--budget` seconds. Nothing is saved: the run's state stays as it was.
 
 Writes benchmarks/results/cpu_preset_speed.{json,md}, cpu_preset.{json,md,png}, cpu_preset_ball.{json,md} or
 cpu_preset_signals.{json,md,png} or cpu_preset_wm_updates_LABEL.{json,md,png}. Usage:
@@ -32,7 +31,7 @@ cpu_preset_signals.{json,md,png} or cpu_preset_wm_updates_LABEL.{json,md,png}. U
     python benchmarks/cpu_preset.py learn --budget 6600 [--candidates cpu cpu-every2] [--parallel 2] [--reuse]
     python benchmarks/cpu_preset.py ball
     python benchmarks/cpu_preset.py signals drama-cpu-pong runs/cpu_preset/cpu [--steps 2000]
-    OMP_NUM_THREADS=1 python benchmarks/cpu_preset.py wm-updates runs/cpu_preset/cpu --budget 6000 [--save DIR]
+    OMP_NUM_THREADS=1 python benchmarks/cpu_preset.py wm-updates runs/cpu_preset/cpu --budget 6000
 """
 
 from __future__ import annotations
@@ -260,8 +259,9 @@ def signals(args: argparse.Namespace) -> None:
     _write(args.results, "cpu_preset_signals", {"rows": rows, "seed": args.seed}, "\n".join(lines) + "\n")
 
 
-def wm_updates(args: argparse.Namespace) -> None:
-    """World-model updates only on a saved run's replay, with the world model's signals every `--every` updates."""
+def wm_updates(args: argparse.Namespace) -> DramaAgent:
+    """World-model updates only on a saved run's replay, with the world model's signals every `--every` updates;
+    returns the agent with its updated world model."""
     agent = DramaAgent.load(args.run, device="cpu")
     trainer = agent.trainer
     episodes = random_episodes(agent, args.steps, args.seed)
@@ -294,8 +294,7 @@ def wm_updates(args: argparse.Namespace) -> None:
                 break
         recon.append(trainer.update_world_model()["world_model/recon"])
         done += 1
-    if args.save is not None:
-        print(f"saved {agent.save(args.save)}")
+    return agent
 
 
 def _write_wm_updates(folder: Path, label: str, meta: dict, rows: list[dict]) -> None:
@@ -548,7 +547,8 @@ def _write(folder: Path, stem: str, data: dict, table: str) -> None:
     print(table)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> DramaAgent | None:
+    """Run one mode; `wm-updates` returns its agent."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="mode", required=True)
     ball_parser = sub.add_parser("ball")
@@ -589,11 +589,10 @@ def main(argv: list[str] | None = None) -> None:
     wm_parser.add_argument("--steps", type=int, default=1000, help="agent steps of random play measured")
     wm_parser.add_argument("--seed", type=int, default=300_000, help="environment seed of that play")
     wm_parser.add_argument("--label", help="names the result files (default: the run directory's name)")
-    wm_parser.add_argument("--save", type=Path, help="write the training state with the updated world model here")
     wm_parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     modes = {"speed": speed, "learn": learn, "ball": ball, "signals": signals, "wm-updates": wm_updates}
-    modes[args.mode](args)
+    return modes[args.mode](args)
 
 
 if __name__ == "__main__":

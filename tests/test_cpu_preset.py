@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import json
+from pathlib import Path
 
 import pytest
+import torch
 
 from drama_agent import DramaAgent, DramaConfig, make_env
 from drama_agent.cli.train import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_updates_run_on_every_kth_step_after_warmup() -> None:
@@ -44,3 +50,36 @@ def test_cpu_preset_agent_on_pong_has_fewer_parameters_than_xs() -> None:
         agent = DramaAgent(cfg, env=make_env("Pong", cfg.env, seed=0), device="cpu")
         counts[name] = sum(agent.parameter_counts()[k] for k in ("world_model", "actor", "critic"))
     assert counts["cpu"] < 0.5 * counts["xs"]
+
+
+def _cpu_preset_benchmark():
+    spec = importlib.util.spec_from_file_location("cpu_preset_benchmark", ROOT / "benchmarks" / "cpu_preset.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_wm_updates_trains_only_the_world_model(tmp_path) -> None:
+    cfg = DramaConfig.preset("debug")
+    agent = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
+    agent.learn(120)
+    agent.save(tmp_path / "run")
+    benchmark = _cpu_preset_benchmark()
+    updated = benchmark.main(
+        ["wm-updates", str(tmp_path / "run"), "--updates", "4", "--every", "2", "--steps", "40"]
+        + ["--label", "t", "--results", str(tmp_path / "results")]
+    )
+    result = json.loads((tmp_path / "results" / "cpu_preset_wm_updates_t.json").read_text())
+    assert [r["extra_updates"] for r in result["rows"]] == [0, 2, 4]
+    assert result["rows"][0]["train_recon"] is None and result["rows"][1]["train_recon"] > 0
+    assert result["meta"]["updates_before"] == agent.trainer.updates and result["meta"]["env_steps"] == 120
+    assert (tmp_path / "results" / "cpu_preset_wm_updates_t.png").stat().st_size > 0
+    before, after = agent.trainer.state_dict(), updated.trainer.state_dict()
+    changed = [k for k, v in before["world_model"].items() if not torch.equal(v, after["world_model"][k])]
+    assert changed, "the world model did not change"
+    assert all(torch.equal(v, after["actor_critic"][k]) for k, v in before["actor_critic"].items())
+    for key in ("obs", "actions", "rewards", "terminations", "imag_counts"):
+        assert torch.equal(before["replay"][key], after["replay"][key]), key
+    sampled = int((after["replay"]["wm_counts"] - before["replay"]["wm_counts"]).sum())
+    assert sampled == 4 * cfg.replay.batch_size  # one count per window of the 4 world-model batches, nothing else
+    assert after["counters"] == before["counters"]
