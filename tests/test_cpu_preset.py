@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-from pathlib import Path
 
+import cpu_preset
 import pytest
 import torch
 
 from drama_agent import DramaAgent, DramaConfig, make_env
 from drama_agent.cli.train import build_parser
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_updates_run_on_every_kth_step_after_warmup() -> None:
@@ -52,20 +49,12 @@ def test_cpu_preset_agent_on_pong_has_fewer_parameters_than_xs() -> None:
     assert counts["cpu"] < 0.5 * counts["xs"]
 
 
-def _cpu_preset_benchmark():
-    spec = importlib.util.spec_from_file_location("cpu_preset_benchmark", ROOT / "benchmarks" / "cpu_preset.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_wm_updates_trains_only_the_world_model(tmp_path) -> None:
     cfg = DramaConfig.preset("debug")
     agent = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
     agent.learn(120)
     agent.save(tmp_path / "run")
-    benchmark = _cpu_preset_benchmark()
-    updated = benchmark.main(
+    updated = cpu_preset.main(
         ["wm-updates", str(tmp_path / "run"), "--updates", "4", "--every", "2", "--steps", "40"]
         + ["--label", "t", "--results", str(tmp_path / "results")]
     )

@@ -1,9 +1,8 @@
 """The grid world (docs/algorithm.md §Long-sequence test): rules, tokens, error, token models, benchmark pipeline."""
 
-import importlib.util
 import json
-from pathlib import Path
 
+import gridworld
 import numpy as np
 import pytest
 import torch
@@ -23,8 +22,6 @@ from gridworld_task.env import (
     tokenize,
 )
 from gridworld_task.metrics import frame_faults, grid_error, oracle_cells, valid_frames
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -142,20 +139,13 @@ def test_oracle_floor(seqs):
     assert torch.equal(valid, correct[redrawn])
 
 
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("gridworld_benchmark", ROOT / "benchmarks" / "gridworld.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("d_model", [24, 48])  # the benchmark's quick and full widths
 def test_token_models_have_matched_parameter_counts(d_model):
     from gridworld_task.model import BACKBONES, GridTokenModel, matched_configs
 
     from drama_agent.checks import count_parameters
 
-    configs = matched_configs(_benchmark().base_config(d_model, 2))
+    configs = matched_configs(gridworld.base_config(d_model, 2))
     counts = {name: count_parameters(GridTokenModel(cfg)) for name, cfg in configs.items()}
     assert set(counts) == set(BACKBONES)
     assert max(counts.values()) <= 1.10 * min(counts.values()), counts
@@ -165,7 +155,7 @@ def test_token_model_is_causal():
     from gridworld_task.model import GridTokenModel, matched_configs
 
     torch.manual_seed(0)
-    for cfg in matched_configs(_benchmark().base_config(24, 2)).values():
+    for cfg in matched_configs(gridworld.base_config(24, 2)).values():
         model = GridTokenModel(cfg)
         tokens = torch.randint(0, 9, (2, 52))
         changed = tokens.clone()
@@ -174,7 +164,7 @@ def test_token_model_is_causal():
 
 
 def test_quick_benchmark_writes_every_backbone_and_length(tmp_path):
-    result = _benchmark().main(["--quick", "--out", str(tmp_path)])
+    result = gridworld.main(["--quick", "--out", str(tmp_path)])
     data = json.loads((tmp_path / "gridworld.json").read_text())
     table = [line for line in (tmp_path / "gridworld.md").read_text().splitlines() if line.startswith("|")]
     assert len(table) == 2 + 8  # header, rule, a row per backbone and length
@@ -190,10 +180,11 @@ def test_quick_benchmark_writes_every_backbone_and_length(tmp_path):
 
 
 def test_runs_of_single_backbones_merge_into_one_table(tmp_path):
-    bench = _benchmark()
     for backbone in ("mamba2", "gru"):
-        bench.main(["--quick", "--backbones", backbone, "--frames", "2", "--out", str(tmp_path / backbone)])
-    merged = bench.main(["--merge", str(tmp_path / "mamba2"), str(tmp_path / "gru"), "--out", str(tmp_path / "all")])
+        gridworld.main(["--quick", "--backbones", backbone, "--frames", "2", "--out", str(tmp_path / backbone)])
+    merged = gridworld.main(
+        ["--merge", str(tmp_path / "mamba2"), str(tmp_path / "gru"), "--out", str(tmp_path / "all")]
+    )
     rows = {(r["backbone"], r["seq_len"]): r for r in merged["rows"]}
     assert set(rows) == {("mamba2", 52), ("gru", 52)}
     gru = rows[("gru", 52)]
