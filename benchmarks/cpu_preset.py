@@ -282,15 +282,16 @@ def wm_updates(args: argparse.Namespace) -> DramaAgent:
     }
     rows, recon, start, done = [], [], time.perf_counter(), 0
     while True:
-        if done % args.every == 0 or done == args.updates or time.perf_counter() - start > args.budget:
-            seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        last = done == args.updates or seconds > args.budget
+        if done % args.every == 0 or last:
             mean_recon = float(torch.stack(recon).mean()) if recon else None
             rows.append({"extra_updates": done, "seconds": seconds, "train_recon": mean_recon})
             rows[-1] |= world_model_signals(agent, episodes)[0]
             recon = []
             print(json.dumps(rows[-1]), flush=True)
             _write_wm_updates(args.results, label, meta, rows)
-            if done == args.updates or seconds > args.budget:
+            if last:
                 break
         recon.append(trainer.update_world_model()["world_model/recon"])
         done += 1
