@@ -230,6 +230,9 @@ class TrainConfig:
     """Extra agent steps with frozen networks so the last episodes finish."""
     warmup_steps: int = 1032
     """Act randomly until the buffer holds more than this many steps."""
+    world_model_only_steps: int = 0
+    """Steps after the warm-up that still act randomly and update only the world model (no imagination, no
+    actor-critic update), so that it learns the game before the policy learns from its dreams; 0: the paper."""
     lr: float = 4e-5
     """LaProp learning rate (both optimisers)."""
     eps: float = 1e-20
@@ -341,6 +344,7 @@ LEGACY_VALUES: dict[tuple[str, str], Any] = {
     ("sequence", "mamba_ssm_init"): False,
     ("actor_critic", "obs_norm_update"): "loss_only",
     ("train", "compile"): False,
+    ("train", "world_model_only_steps"): 0,
 }
 """Fields added after the first release, with the behaviour configs (checkpoints, run dirs) saved before had."""
 

@@ -7,7 +7,13 @@ import math
 import typing
 from typing import Any
 
-NON_NEGATIVE = {"train.freeze_steps", "train.warmup_steps", "train.lr_warmup_updates", "seed"}
+NON_NEGATIVE = {
+    "train.freeze_steps",
+    "train.warmup_steps",
+    "train.world_model_only_steps",
+    "train.lr_warmup_updates",
+    "seed",
+}
 """Integer fields that may be 0; every other integer field must be positive."""
 UNIT_INTERVAL = {
     "world_model.unimix",
@@ -52,6 +58,11 @@ def validate(cfg: Any) -> None:
         cfg.imagination.context <= replay.capacity,
         "imagination.context",
         f"must fit in replay.capacity={replay.capacity}",
+    )
+    _require(
+        train.world_model_only_steps == 0 or train.warmup_steps + train.world_model_only_steps < replay.capacity,
+        "train.world_model_only_steps",
+        f"with train.warmup_steps must stay below replay.capacity={replay.capacity} (else the policy never learns)",
     )
     # The first update may come after warmup_steps + 1 steps; each of its batches needs that many distinct windows.
     for batch, length, what in (

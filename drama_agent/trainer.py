@@ -1,6 +1,7 @@
 """One `Trainer.step()` = one env step plus the scheduled updates (docs/algorithm.md §Training loop and acting).
 
-Updates run on every `cfg.train.update_every`-th env step once the buffer is warm (1: every step, the paper).
+Updates run on every `cfg.train.update_every`-th env step once the buffer is warm (1: every step, the paper):
+the world model's, then imagination and the actor-critic's, which wait `cfg.train.world_model_only_steps` more.
 
 `state_dict()` holds everything a run needs to resume exactly: models, optimisers and schedules,
 the replay buffer with its DFS counters, the run's generators (`RunRandomness`) and the environment's
@@ -55,13 +56,16 @@ class StepResult:
     metrics: dict[str, Tensor]
 
 
-def planned_updates(cfg: TrainConfig, env_steps: int) -> int:
+def planned_updates(cfg: TrainConfig, env_steps: int, actor_critic: bool = False) -> int:
     """How many updates a run of `env_steps` steps from a fresh start does under `Trainer.step`'s rule.
 
     One update follows step n when the buffer holds more than `warmup_steps` steps (n > warmup_steps, as long
     as the buffer's capacity exceeds the warm-up), n - 1 <= `total_steps` and n is a multiple of `update_every`.
+    With `actor_critic`, only the updates that also train the actor-critic: n > warmup_steps +
+    world_model_only_steps.
     """
-    first, last = cfg.warmup_steps + 1, min(env_steps, cfg.total_steps + 1)
+    start = cfg.warmup_steps + (cfg.world_model_only_steps if actor_critic else 0)
+    first, last = start + 1, min(env_steps, cfg.total_steps + 1)
     return max(0, last // cfg.update_every - (first - 1) // cfg.update_every)
 
 
@@ -118,13 +122,21 @@ class Trainer:
         warm = len(self.replay) > self.cfg.train.warmup_steps
         return warm and self.env_steps - 1 <= self.cfg.train.total_steps
 
+    @property
+    def policy_learning(self) -> bool:
+        """True when the buffer holds more than the warm-up and world-model-only steps: the policy acts, and
+        updates (when `learning`) include imagination and the actor-critic."""
+        train = self.cfg.train
+        return len(self.replay) > train.warmup_steps + train.world_model_only_steps
+
     def choose_action(self) -> int:
-        """The action for the current observation: random during warm-up, else the policy's.
+        """The action for the current observation: random during warm-up and the world-model-only steps, else
+        the policy's.
 
         See docs/algorithm.md §Training loop and acting.
         """
         cfg = self.cfg
-        if len(self.replay) <= cfg.train.warmup_steps:
+        if not self.policy_learning:
             return int(self.random.actions.integers(self.num_actions))
         self._inference_mode()
         with self.precision.autocast():
@@ -164,10 +176,11 @@ class Trainer:
         if self.learning and self.env_steps % self.cfg.train.update_every == 0:
             with self._section("world_model"):
                 result.metrics.update(self.update_world_model())
-            with self._section("imagination"):
-                rollout, rewards, continues = self.imagine()
-            with self._section("actor_critic"):
-                result.metrics.update(self.update_actor_critic(rollout, rewards, continues))
+            if self.policy_learning:
+                with self._section("imagination"):
+                    rollout, rewards, continues = self.imagine()
+                with self._section("actor_critic"):
+                    result.metrics.update(self.update_actor_critic(rollout, rewards, continues))
             self.updates += 1
         return result
 

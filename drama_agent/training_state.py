@@ -121,8 +121,8 @@ def check_state(state: Any, source: str) -> None:
                 f"updates = {updates} (saved in the middle of a training step)"
             )
         optim = state.get(optim_key)
-        if optim is not None and updates > 0 and not (isinstance(optim, dict) and optim.get("state")):
-            raise StateFileError(f"{source} has an empty {optim_key} state after {updates} updates")
+        if optim is not None and schedule_steps > 0 and not (isinstance(optim, dict) and optim.get("state")):
+            raise StateFileError(f"{source} has an empty {optim_key} state after {schedule_steps} updates")
 
 
 def _field(state: dict[str, Any], part: str, name: str, default: Any) -> Any:

@@ -16,6 +16,7 @@ from drama_agent.config import LEGACY_VALUES, EnvConfig
 from drama_agent.envs import LifeLossInfo
 from drama_agent.sequence import build_sequence_model
 from drama_agent.trainer import planned_updates
+from drama_agent.training_state import check_state
 
 XS = DramaConfig.preset("xs")
 DEBUG = DramaConfig.preset("debug")
@@ -193,6 +194,35 @@ def test_planned_updates_counts_what_a_run_with_update_every_does() -> None:
         agent.learn(60, callback=lambda _, result: updated.append(result.env_step) if result.metrics else None)
     assert updated == [42, 45, 48, 51]
     assert planned_updates(cfg.train, 60) == 4 and planned_updates(cfg.train, 47) == 2
+
+
+def test_world_model_only_steps_act_randomly_and_leave_the_actor_critic_alone() -> None:
+    cfg = DEBUG.replace_paths({"train.warmup_steps": 40, "train.world_model_only_steps": 6, "train.total_steps": 50})
+    agent = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu")
+    trainer = agent.trainer
+    actor_critic = [t.clone() for t in agent.actor_critic.state_dict().values()]
+    parts: dict[int, set[str]] = {}
+    acted: list[int] = []
+
+    def record(_, result) -> None:
+        if result.metrics:
+            parts[result.env_step] = {name.split("/")[0] for name in result.metrics}
+        if result.env_step == 46:  # the last world-model-only step: nothing of the actor-critic has changed
+            after = agent.actor_critic.state_dict().values()
+            assert all(torch.equal(a, b) for a, b in zip(actor_critic, after, strict=True))
+            check_state(trainer.state_dict(), "a state saved in the world-model-only steps")  # counters agree
+        if trainer.acting.obs:  # the acting context of the policy, which first acts at step 48 (47 > 40 + 6)
+            acted.append(result.env_step)
+
+    with pytest.warns(UserWarning, match="no updates from env step 52 on"):
+        agent.learn(60, callback=record)
+    # world model after steps 41..46 (the buffer holds 41..46 <= 46), then both after 47..51
+    assert parts == {n: {"world_model"} for n in range(41, 47)} | {
+        n: {"world_model", "actor_critic"} for n in range(47, 52)
+    }
+    assert trainer.updates == trainer.wm_schedule.last_epoch == 11 == planned_updates(cfg.train, 60)
+    assert trainer.ac_schedule.last_epoch == 5 == planned_updates(cfg.train, 60, actor_critic=True)
+    assert acted and min(acted) >= 48
 
 
 # -------------------------------------------------------------------------------------------- older configs
