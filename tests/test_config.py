@@ -24,6 +24,8 @@ def test_presets_are_valid_and_round_trip(name):
         ("replay.seq_len", 10_000, r"replay\.seq_len: must fit in replay\.capacity=5000"),
         ("train.warmup_steps", 3, r"train\.warmup_steps: must be >= 16: .* 2 distinct windows of 16 steps"),
         ("train.warmup_steps", 20, r"train\.warmup_steps: must be >= 34: .* 32 distinct windows of 4 steps"),
+        ("train.world_model_only_steps", -1, r"train\.world_model_only_steps: must be >= 0, got -1"),
+        ("train.world_model_only_steps", 4950, r"train\.world_model_only_steps: .* below replay\.capacity=5000"),
         ("sequence.headdim", 24, r"sequence\.headdim: must divide"),
         ("actor_critic.gamma", 1.5, r"actor_critic\.gamma: must be in \[0, 1\]"),
         ("train.lr", float("nan"), r"train\.lr: must be a finite number"),
