@@ -71,9 +71,11 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "cpu-every2": {"train.update_every": 2, "replay.batch_size": 4, "imagination.batch_size": 64},
     "cpu-lr3e-4": {"train.lr": 3e-4},
     "cpu-lr6e-4": {"train.lr": 6e-4},
+    "cpu-wm-first": {"train.world_model_only_steps": 20_000, "train.lr": 6e-4},
 }
 """Overrides of the `cpu` preset. every2 keeps the frames sampled per env step in twice as many updates of half
-the size; lr3e-4 and lr6e-4 take 3x and 6x larger steps with the same updates."""
+the size; lr3e-4 and lr6e-4 take 3x and 6x larger steps with the same updates; wm-first acts randomly and
+updates only the world model (at lr 6e-4) for 20 000 steps after the warm-up, then runs the whole loop."""
 
 
 def candidate_config(name: str) -> DramaConfig:
@@ -480,6 +482,7 @@ def evaluate_run(run_dir: Path, args: argparse.Namespace) -> None:
 
 def learn_result(name: str, run_dir: Path, wall_s: float | None, cpu_s: float | None, args) -> dict:
     """What one candidate's run reached: env steps, updates, episodes, returns and the actor's last entropy."""
+    train = candidate_config(name).replace_path("train.total_steps", args.steps).train
     metrics = read_metrics(run_dir)
     _, returns = episode_returns(run_dir)
     env_steps = max((step for step, _, _ in metrics), default=0)
@@ -493,9 +496,8 @@ def learn_result(name: str, run_dir: Path, wall_s: float | None, cpu_s: float | 
         "wall_s": wall_s,
         "cpu_s": cpu_s,
         "env_steps": env_steps,
-        "updates": planned_updates(
-            candidate_config(name).replace_path("train.total_steps", args.steps).train, env_steps
-        ),
+        "updates": planned_updates(train, env_steps),
+        "actor_critic_updates": planned_updates(train, env_steps, actor_critic=True),
         "episodes": len(returns),
         "returns": returns,
         "mean_last": sum(last) / len(last) if last else None,
@@ -524,8 +526,11 @@ def _learn_table(meta: dict, results: list[dict], args: argparse.Namespace) -> s
         best = "-" if r["best"] is None else f"{r['best']:g}"
         entropy = "-" if r["last_entropy"] is None else f"{r['last_entropy']:.2f}"
         greedy = "-" if r["greedy"] is None else f"{r['greedy']['mean']:.2f} ± {r['greedy']['std']:.2f}"
+        updates = f"{r['updates']:,}"
+        if r["actor_critic_updates"] != r["updates"]:
+            updates += f" ({r['actor_critic_updates']:,} with the actor-critic)"
         lines.append(
-            f"| {r['candidate']} | {overrides} | {wall} | {cpu} | {r['env_steps']:,} | {r['updates']:,} "
+            f"| {r['candidate']} | {overrides} | {wall} | {cpu} | {r['env_steps']:,} | {updates} "
             f"| {r['episodes']} | {mean} | {best} | {entropy} | {greedy} |"
         )
     return "\n".join(lines) + "\n"
