@@ -223,8 +223,8 @@ def schedule(cfg: DramaConfig) -> str:
     first, last = train.warmup_steps + 1, min(total, train.total_steps + 1)
     every = "each step" if train.update_every == 1 else f"each step numbered a multiple of {train.update_every}"
     done = f"{updates} updates (one after {every} from {first} to {last})" if updates else "no update"
-    world_model_only = updates - planned_updates(train, total, actor_critic=True)
     if train.world_model_only_steps and updates:
+        world_model_only = updates - planned_updates(train, total, actor_critic=True)
         done += (
             f", the first {world_model_only} of them world model only with random actions (the "
             f"{train.world_model_only_steps} world-model-only steps)"
