@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -262,25 +263,45 @@ class DramaAgent:
 
     # --------------------------------------------------------------------------------- evaluating
     def evaluate(
-        self, env: gym.Env, n_episodes: int = 10, deterministic: bool = True, progress_bar: bool = False
+        self,
+        env: gym.Env,
+        n_episodes: int = 10,
+        deterministic: bool = True,
+        progress_bar: bool = False,
+        stall_warning: int = 5_000,
     ) -> dict[str, Any]:
         """Play `n_episodes` full episodes; mean, std, returns, lengths and the human-normalised mean (Atari).
 
         `env` must be the agent's game under its protocol (`make_env(agent.env_id, agent.cfg.env)`): another
-        game, frame size, action repeat or frame limit is refused.
+        game, frame size, action repeat or frame limit is refused. A greedy policy can stall (in Breakout only
+        FIRE serves the ball, and an argmax that prefers waiting never serves it), and a stalled episode plays on
+        to the frame limit: the first greedy episode that goes `stall_warning` steps without a reward raises a
+        warning (0: never). The progress bar shows the steps of the episode in play.
         """
         n_episodes = check_count(n_episodes, "n_episodes")
         check_env_matches(env, self.num_actions, self.obs_shape)
         check_same_game(env, self.env_id, self.cfg.env)
-        returns, lengths = [], []
+        returns, lengths, warned = [], [], not deterministic or stall_warning <= 0
         bar = progress(progress_bar, n_episodes, unit="episode")
-        for _ in range(n_episodes):
+        for episode in range(n_episodes):
             obs, _ = env.reset()
-            state, total, length, done = ActingState(), 0.0, 0, False
+            state, total, length, done, unrewarded = ActingState(), 0.0, 0, False, 0
             while not done:
                 action, state = self._act(obs, state, deterministic)
                 obs, reward, terminated, truncated, _ = env.step(action)
                 total, length, done = total + float(reward), length + 1, terminated or truncated
+                unrewarded = 0 if reward else unrewarded + 1
+                if not warned and unrewarded == stall_warning:
+                    warned = True
+                    warnings.warn(
+                        f"greedy episode {episode + 1} has had no reward for {stall_warning} steps: the policy may "
+                        "have stalled (in Breakout only FIRE serves the ball) and then plays on to the frame limit "
+                        f"({self.cfg.env.max_episode_frames} frames); sampled actions (deterministic=False, "
+                        "drama-eval --stochastic) act as in training",
+                        stacklevel=2,
+                    )
+                if bar is not None and length % 1_000 == 0:
+                    bar.set_postfix(mean=f"{np.mean(returns):.2f}" if returns else "-", episode_steps=length)
             returns.append(total)
             lengths.append(length)
             if bar is not None:

@@ -3,8 +3,9 @@
 import json
 
 import pytest
+import torch
 
-from drama_agent import DramaAgent, make_env
+from drama_agent import DramaAgent, DramaConfig, make_env
 from drama_agent.cli import evaluate, train
 from drama_agent.metrics import read_metrics
 from drama_agent.model_card import parse_model_card
@@ -81,3 +82,25 @@ def test_pong_smoke_run_trains_saves_and_evaluates(tmp_path, capsys):
 
     assert train.main(["--resume", str(run_dir), "--eval-episodes", "0", "--no-progress"]) == 0
     assert json.loads((run_dir / "protocol.json").read_text())["resumed_from_step"] == 160
+
+
+def test_drama_eval_warns_once_when_a_greedy_episode_stalls(tmp_path, capsys):
+    cfg = DramaConfig.preset("debug").replace_path("env.max_episode_frames", 1_200)  # 300 steps per episode
+    agent = DramaAgent(cfg, env=make_env("Breakout", cfg.env, seed=0), device="cpu")
+    head = agent.actor_critic.actor.net[-1]
+    with torch.no_grad():  # an actor whose greedy (and nearly every sampled) action is NOOP: the ball stays unserved
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([20.0, 0.0, 0.0, 0.0]))
+    folder = agent.save_pretrained(tmp_path / "noop")
+    argv = [str(folder), "--stall-warning", "150", "--no-progress", "--device", "cpu", "--json", str(tmp_path / "e")]
+    assert evaluate.main([*argv, "--episodes", "2"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warned == [
+        "drama-eval: warning: greedy episode 1 has had no reward for 150 steps: the policy may have stalled (in "
+        "Breakout only FIRE serves the ball) and then plays on to the frame limit (1200 frames); sampled actions "
+        "(deterministic=False, drama-eval --stochastic) act as in training"
+    ]
+    assert json.loads((tmp_path / "e").read_text())["lengths"] == [300, 300]
+    assert evaluate.main([*argv, "--episodes", "1", "--stochastic"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "e").read_text())["lengths"] == [300]

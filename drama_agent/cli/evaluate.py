@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from drama_agent.interrupts import exit_code, signals_raise
@@ -30,6 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--episodes", type=int, default=100, help="episodes to play (default: 100, as the authors)")
     parser.add_argument("--seed", type=int, default=0, help="environment seed of the first episode (default: 0)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy policy")
+    parser.add_argument(
+        "--stall-warning",
+        type=int,
+        default=5_000,
+        metavar="STEPS",
+        help="warn when a greedy episode goes this many steps without a reward, as a stalled policy does "
+        "(default: 5000; 0: never)",
+    )
     parser.add_argument("--json", type=Path, help="also write the result as JSON to this file")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit) when loading from the Hub")
@@ -74,9 +83,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         if agent.env_id is None:
             raise ValueError("the checkpoint does not name its game")
         env = make_env(agent.env_id, agent.cfg.env, seed=args.seed)
-        result = agent.evaluate(
-            env, n_episodes=args.episodes, deterministic=not args.stochastic, progress_bar=not args.no_progress
-        )
+        with warnings.catch_warnings():
+            warnings.showwarning = _print_warning
+            result = agent.evaluate(
+                env,
+                n_episodes=args.episodes,
+                deterministic=not args.stochastic,
+                progress_bar=not args.no_progress,
+                stall_warning=args.stall_warning,
+            )
     except (CheckpointNotFoundError, CheckpointFormatError, ValueError, FileNotFoundError) as err:
         print(f"drama-eval: error: {err}", file=sys.stderr)
         return 2
@@ -94,6 +109,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(result, indent=2))
     return 0
+
+
+def _print_warning(message: Warning | str, *_: object) -> None:
+    """One line on stderr that leaves the progress bar intact."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"drama-eval: warning: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":
