@@ -18,8 +18,9 @@ none), so each one is a plain `drama-train` command.
 * `signals`: what a trained agent's world model has learned of the game's moving objects and rewards, on
   random play (seeded apart from training): the autoencoder's reconstruction error on the moving pixels (see
   `drama_agent.dream_quality`) next to a motionless median frame's, and the mean predicted reward on the steps
-  whose real reward was positive, negative or zero. A model that has not learned the objects reconstructs no
-  better than the median frame, and its reward head predicts the same mean reward everywhere.
+  whose real reward was positive, negative or zero, and the mean predicted termination probability on the steps
+  that lost a life (or ended the game) and on the others. A model that has not learned the objects reconstructs
+  no better than the median frame, and its reward and termination heads predict about their base rates everywhere.
 * `wm-updates`: how many more world-model updates a saved run needs before its world model learns the moving
   objects: loads the run's training state (models, optimiser, replay), then does world-model updates only, on
   that replay, and measures `signals` on the same random-play episodes every `--every` updates, until `--updates`
@@ -224,7 +225,8 @@ def ball(args: argparse.Namespace) -> None:
 
 
 def signals(args: argparse.Namespace) -> None:
-    """Reconstruction of moving pixels and reward prediction of each agent's world model on random play."""
+    """Reconstruction of moving pixels, reward and termination prediction of each agent's world model on random
+    play."""
     rows, strips = [], []
     for source in args.agents:
         path = Path(source)
@@ -244,17 +246,22 @@ def signals(args: argparse.Namespace) -> None:
         f"Random play ({args.steps} agent steps per agent, environment seed {args.seed}), torch {torch.__version__}. "
         "Reconstruction: encoder then decoder of each real frame; moving pixels: colour more than "
         f"{MOVING_THRESHOLD:g} away from the episode's median frame; mean squared error per pixel in [0, 1]. "
-        "Predicted reward: the reward head's mean on the steps whose real reward had that sign.",
+        "Predicted reward: the reward head's mean on the steps whose real reward had that sign. Predicted "
+        "termination: the termination head's mean probability on the steps that lost a life or ended the game "
+        "(their count in brackets) and on the others.",
         "",
         "| agent | game | env steps trained | moving pixels | reconstruction error on them | median frame's error "
-        "| predicted reward when real > 0 | when < 0 | when 0 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| predicted reward when real > 0 | when < 0 | when 0 | predicted termination when a life is lost | "
+        "otherwise |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         rewards = _reward_cells(r)
+        ends = "-" if r["termination_on_ends"] is None else f"{r['termination_on_ends']:.3f} ({r['ends']})"
         lines.append(
             f"| {r['agent']} | {r['env_id']} | {r['steps_trained']:,} | {r['moving_fraction']:.1%} "
-            f"| {r['moving_mse']:.4f} | {r['median_frame_mse']:.4f} | {rewards} |"
+            f"| {r['moving_mse']:.4f} | {r['median_frame_mse']:.4f} | {rewards} | {ends} "
+            f"| {r['termination_elsewhere']:.3f} |"
         )
     args.results.mkdir(parents=True, exist_ok=True)
     draw_strips(strips, args.results / "cpu_preset_signals.png")
@@ -346,36 +353,43 @@ def _reward_cells(row: dict) -> str:
     return " | ".join("-" if row[k] is None else f"{row[k]:+.3f}" for k in ("reward_pos", "reward_neg", "reward_zero"))
 
 
-def random_episodes(agent: DramaAgent, steps: int, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(obs (T, S, S, 3), actions (T,), rewards (T,)) of uniformly random play, `steps` agent steps in all."""
+def random_episodes(
+    agent: DramaAgent, steps: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(obs (T, S, S, 3), actions (T,), rewards (T,), ends (T,)) of uniformly random play, `steps` agent steps in
+    all; `ends` flags the steps that lost a life or ended the game (the world model's termination targets)."""
     env = make_env(agent.env_id, agent.cfg.env, seed=seed)
     rng = np.random.default_rng(seed)
     episodes, left = [], steps
     while left > 0:
         obs, _ = env.reset()
-        frames, actions, rewards, done = [], [], [], False
+        frames, actions, rewards, ends, done = [], [], [], [], False
         while not done and left > 0:
             action = int(rng.integers(agent.num_actions))
             frames.append(obs)
             actions.append(action)
-            obs, reward, terminated, truncated, _ = env.step(action)
+            obs, reward, terminated, truncated, info = env.step(action)
             rewards.append(float(reward))
+            ends.append(terminated or bool(info.get("life_loss", False)))
             done, left = terminated or truncated, left - 1
-        episodes.append((np.stack(frames), np.asarray(actions, dtype=np.int64), np.asarray(rewards)))
+        episodes.append(
+            (np.stack(frames), np.asarray(actions, dtype=np.int64), np.asarray(rewards), np.asarray(ends, bool))
+        )
     return episodes
 
 
 @torch.no_grad()
 def world_model_signals(
-    agent: DramaAgent, episodes: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    agent: DramaAgent, episodes: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 ) -> tuple[dict, list[np.ndarray]]:
-    """Moving-pixel reconstruction error (and the median frame's), mean predicted reward by the real one's sign;
-    and each episode's frames as the autoencoder reconstructs them (uint8, sampled latents, seed 0)."""
+    """Moving-pixel reconstruction error (and the median frame's), mean predicted reward by the real one's sign,
+    mean predicted termination probability on the steps that ended a life and on the others; and each episode's
+    frames as the autoencoder reconstructs them (uint8, sampled latents, seed 0)."""
     wm = agent.world_model.eval()
     generator = torch.Generator().manual_seed(0)
     squared, motionless, moving_count, pixels = 0.0, 0.0, 0, 0
-    predicted, real, reconstructions = [], [], []
-    for frames, actions, rewards in episodes:
+    predicted, real, reconstructions, termination, ends_all = [], [], [], [], []
+    for frames, actions, rewards, ends in episodes:
         z = wm.sample(wm.encode(torch.as_tensor(frames)[None]), generator)
         rebuilt = wm.to_uint8(wm.decode(z))[0].numpy()
         reconstructions.append(rebuilt)
@@ -387,7 +401,10 @@ def world_model_signals(
         d, _ = wm.sequence_model(z, torch.as_tensor(actions)[None])
         predicted.append(wm.predict_reward(d)[0].float().numpy())  # r_t of the transition (o_t, a_t)
         real.append(rewards)
+        termination.append(torch.sigmoid(wm.predict_termination_logit(d))[0].float().numpy())
+        ends_all.append(ends)
     predicted_all, real_all = np.concatenate(predicted), np.concatenate(real)
+    terminations, ends = np.concatenate(termination), np.concatenate(ends_all)
 
     def mean_where(mask: np.ndarray) -> float | None:
         return float(predicted_all[mask].mean()) if mask.any() else None
@@ -400,6 +417,9 @@ def world_model_signals(
         "reward_neg": mean_where(real_all < 0),
         "reward_zero": mean_where(real_all == 0),
         "reward_counts": [int((real_all > 0).sum()), int((real_all < 0).sum()), int((real_all == 0).sum())],
+        "ends": int(ends.sum()),
+        "termination_on_ends": float(terminations[ends].mean()) if ends.any() else None,
+        "termination_elsewhere": float(terminations[~ends].mean()),
     }
     return measured, reconstructions
 

@@ -72,3 +72,14 @@ def test_wm_updates_trains_only_the_world_model(tmp_path) -> None:
     sampled = int((after["replay"]["wm_counts"] - before["replay"]["wm_counts"]).sum())
     assert sampled == 4 * cfg.replay.batch_size  # one count per window of the 4 world-model batches, nothing else
     assert after["counters"] == before["counters"]
+
+
+def test_signals_read_the_reward_and_termination_heads_of_a_trained_world_model(tmp_path) -> None:
+    cpu_preset.main(["signals", "drama-debug-catch", "--steps", "400", "--seed", "300000", "--results", str(tmp_path)])
+    (row,) = json.loads((tmp_path / "cpu_preset_signals.json").read_text())["rows"]
+    # The shipped Catch agent's world model knows its game: a caught ball (+1) and a missed one (-1) are
+    # predicted on their own steps, and so are the episode ends (in 400 steps: +0.66, -0.87, 0.00; 0.17 vs 0.02).
+    assert row["reward_pos"] > 0.3 and row["reward_neg"] < -0.5 and abs(row["reward_zero"]) < 0.05
+    assert row["ends"] > 0 and row["termination_on_ends"] > 3 * row["termination_elsewhere"]
+    assert row["moving_mse"] < 0.1 * row["median_frame_mse"]
+    assert "predicted termination when a life is lost" in (tmp_path / "cpu_preset_signals.md").read_text()
