@@ -34,7 +34,7 @@ from drama_agent.envs import make_env
 from drama_agent.precision import resolve_precision, with_bf16_layers
 from drama_agent.randomness import RunRandomness, seeded_init
 from drama_agent.run_loop import progress, run_steps
-from drama_agent.scores import game_name, human_normalized_score
+from drama_agent.scores import game_name, summarize_returns
 from drama_agent.serialization import StateFileError
 from drama_agent.trainer import StepResult, Trainer
 from drama_agent.training_state import load_training_state, save_training_state
@@ -269,6 +269,7 @@ class DramaAgent:
         deterministic: bool = True,
         progress_bar: bool = False,
         stall_warning: int = 5_000,
+        on_episode: Callable[[float, int], None] | None = None,
     ) -> dict[str, Any]:
         """Play `n_episodes` full episodes; mean, std, returns, lengths and the human-normalised mean (Atari).
 
@@ -276,7 +277,8 @@ class DramaAgent:
         game, frame size, action repeat or frame limit is refused. A greedy policy can stall (in Breakout only
         FIRE serves the ball, and an argmax that prefers waiting never serves it), and a stalled episode plays on
         to the frame limit: the first greedy episode that goes `stall_warning` steps without a reward raises a
-        warning (0: never). The progress bar shows the steps of the episode in play.
+        warning (0: never). The progress bar shows the steps of the episode in play. `on_episode(return, length)`
+        is called after each episode (an interrupted evaluation keeps what it reported).
         """
         n_episodes = check_count(n_episodes, "n_episodes")
         check_env_matches(env, self.num_actions, self.obs_shape)
@@ -304,21 +306,16 @@ class DramaAgent:
                     bar.set_postfix(mean=f"{np.mean(returns):.2f}" if returns else "-", episode_steps=length)
             returns.append(total)
             lengths.append(length)
+            if on_episode is not None:
+                on_episode(total, length)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(mean=f"{np.mean(returns):.2f}", refresh=False)
         if bar is not None:
             bar.close()
-        mean = float(np.mean(returns))
         env_id = env.spec.id if env.spec is not None else (self.env_id or "")
-        return {
-            "mean": mean,
-            "std": float(np.std(returns)),
-            "returns": returns,
-            "lengths": lengths,
-            "hns": human_normalized_score(env_id, mean),
-            "precision": resolve_precision(self.cfg.train.precision, self.device).name,
-        }
+        precision = resolve_precision(self.cfg.train.precision, self.device).name
+        return summarize_returns(env_id, returns, lengths) | {"precision": precision}
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters: world model (and its parts), actor, critic (the slow critic is a copy)."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
+
+import numpy as np
 
 
 @cache
@@ -36,3 +39,15 @@ def random_score(game: str) -> float | None:
         return random_policy_return()
     row = score_table().get(game_name(game))
     return None if row is None else row["Random"]
+
+
+def summarize_returns(game: str, returns: Sequence[float], lengths: Sequence[int]) -> dict:
+    """Mean, std, the episodes' returns and lengths, and the human-normalised mean (None for other games)."""
+    mean = float(np.mean(returns))
+    return {
+        "mean": mean,
+        "std": float(np.std(returns)),
+        "returns": list(returns),
+        "lengths": list(lengths),
+        "hns": human_normalized_score(game, mean),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import textwrap
 import pytest
 import torch
 
+from drama_agent import DramaAgent, make_env
 from drama_agent.metrics import read_metrics
 from drama_agent.serialization import flatten_state, load_state
 
@@ -153,3 +155,44 @@ def test_a_signal_outside_training_ends_with_one_line(tmp_path, where, name, cod
     hint = f"; continue with: drama-train --resume {run_dir}" if where == "evaluate" else ""
     assert err.strip().splitlines()[-1] == f"drama-train: stopped by {name}{hint}" and "Traceback" not in err
     assert (run_dir / "state.safetensors").is_file() == (where == "evaluate")
+
+
+# drama-eval in this process, sending itself SIGTERM when the evaluation has finished STOP_AFTER episodes.
+EVAL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    import torch
+    import drama_agent.agent
+    from drama_agent.cli import evaluate
+
+    torch.set_num_threads(1)
+    stop_after = int(os.environ["STOP_AFTER"])
+    original = drama_agent.agent.DramaAgent.evaluate
+    def evaluate_with_signal(self, *args, on_episode, **kwargs):
+        finished = []
+        def counted(score, length):
+            on_episode(score, length)
+            finished.append(score)
+            if len(finished) == stop_after:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, *args, on_episode=counted, **kwargs)
+    drama_agent.agent.DramaAgent.evaluate = evaluate_with_signal
+    sys.exit(evaluate.main(sys.argv[1:]))
+""")
+
+
+def test_drama_eval_stopped_by_sigterm_reports_and_writes_the_finished_episodes(tmp_path):
+    out = tmp_path / "eval.json"
+    args = ["drama-debug-catch", "--episodes", "6", "--seed", "7", "--no-progress", "--json", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "STOP_AFTER": "2"}
+    proc = subprocess.run([sys.executable, "-c", EVAL_SCRIPT, *args], env=env, capture_output=True, text=True)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "drama-eval: stopped by SIGTERM" and "Traceback" not in proc.stderr
+    partial = json.loads(out.read_text())
+    assert partial["interrupted"] is True and partial["episodes"] == 2 and partial["episodes_asked"] == 6
+    assert partial["protocol"] == "mean return of 2 greedy episodes (interrupted after 2 of 6)"
+    assert f"({partial['protocol']})" in proc.stdout
+    # The two episodes are the first two of the uninterrupted evaluation.
+    agent = DramaAgent.from_pretrained("drama-debug-catch", device="cpu")
+    full = agent.evaluate(make_env(agent.env_id, agent.cfg.env, seed=7), n_episodes=6)
+    assert partial["returns"] == full["returns"][:2] and partial["lengths"] == full["lengths"][:2]
+    assert partial["mean"] == pytest.approx(sum(full["returns"][:2]) / 2, abs=1e-12)

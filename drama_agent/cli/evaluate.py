@@ -11,8 +11,12 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from drama_agent.interrupts import exit_code, signals_raise
+
+if TYPE_CHECKING:
+    from drama_agent.agent import DramaAgent
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(drama-eval --help lists them all)",
         description="Evaluate a Drama agent: full episodes of its game with the Atari100k wrappers (no sticky "
         "actions, no no-op starts, 108k-frame limit). Reports mean ± std return and, for the 26 Atari100k games, "
-        "the human-normalised score (score − random) / (human − random).",
+        "the human-normalised score (score − random) / (human − random). Ctrl-C or SIGTERM stops it with the "
+        "episodes finished so far reported (and written to --json, marked interrupted).",
     )
     parser.add_argument(
         "checkpoint",
@@ -60,10 +65,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         print("drama-eval: error: --episodes must be at least 1", file=sys.stderr)
         return 2
     from drama_agent.agent import DramaAgent
-    from drama_agent.atomic import atomic_write_text
     from drama_agent.checkpoint import CheckpointFormatError
     from drama_agent.envs import make_env
     from drama_agent.hub import CheckpointNotFoundError
+    from drama_agent.precision import resolve_precision
+    from drama_agent.scores import summarize_returns
     from drama_agent.training_state import has_training_state
 
     if args.json is not None:  # before the evaluation, not after it
@@ -74,6 +80,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         except OSError as err:
             print(f"drama-eval: error: cannot write --json {args.json}: {err}", file=sys.stderr)
             return 2
+    played: list[tuple[float, int]] = []  # (return, length) of each finished episode
     try:
         path = Path(args.checkpoint)
         if has_training_state(path) and not (path / "config.json").is_file():
@@ -91,24 +98,43 @@ def _evaluate(args: argparse.Namespace) -> int:
                 deterministic=not args.stochastic,
                 progress_bar=not args.no_progress,
                 stall_warning=args.stall_warning,
+                on_episode=lambda score, length: played.append((score, length)),
             )
     except (CheckpointNotFoundError, CheckpointFormatError, ValueError, FileNotFoundError) as err:
         print(f"drama-eval: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # keep the finished episodes
+        if played:
+            precision = resolve_precision(agent.cfg.train.precision, agent.device).name
+            summary = summarize_returns(agent.env_id, [r for r, _ in played], [n for _, n in played])
+            _report(args, agent, summary | {"precision": precision})
+        raise
+    _report(args, agent, result)
+    return 0
+
+
+def _report(args: argparse.Namespace, agent: DramaAgent, result: dict) -> None:
+    """Print the result and write it to `--json`; fewer episodes than asked for mean an interrupted evaluation."""
+    from drama_agent.atomic import atomic_write_text
+
+    played = len(result["returns"])
+    kind = "sampled" if args.stochastic else "greedy"
     result |= {
         "checkpoint": args.checkpoint,
         "env_id": agent.env_id,
-        "episodes": args.episodes,
+        "episodes": played,
         "deterministic": not args.stochastic,
         "seed": args.seed,
         "steps_trained": agent.num_timesteps or (agent.pretrained_info or {}).get("steps_trained"),
-        "protocol": f"mean return of {args.episodes} {'sampled' if args.stochastic else 'greedy'} episodes",
+        "protocol": f"mean return of {played} {kind} episodes",
     }
+    if played < args.episodes:
+        result |= {"interrupted": True, "episodes_asked": args.episodes}
+        result["protocol"] += f" (interrupted after {played} of {args.episodes})"
     hns = "" if result["hns"] is None else f", human-normalised {result['hns']:.3f}"
-    print(f"{agent.env_id}: {result['mean']:.2f} ± {result['std']:.2f} ({result['protocol']}){hns}")
+    print(f"{agent.env_id}: {result['mean']:.2f} ± {result['std']:.2f} ({result['protocol']}){hns}", flush=True)
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(result, indent=2))
-    return 0
 
 
 def _print_warning(message: Warning | str, *_: object) -> None:
