@@ -358,7 +358,11 @@ class DramaAgent:
             "env_id": env_id,
             "num_actions": self.num_actions,
             "obs_shape": list(self.obs_shape),
-            "action_meanings": checkpoint.action_meanings(self.env),
+            "action_meanings": (
+                checkpoint.action_meanings(self.env)
+                if self.env is not None
+                else (self.pretrained_info or {}).get("action_meanings")
+            ),
             "steps_trained": self.steps_trained,
             "evaluation": evaluation,
         }

@@ -45,6 +45,15 @@ def test_saving_a_loaded_agent_keeps_its_training_steps_and_adds_new_ones(tmp_pa
     assert tuned.steps_trained == shipped["steps_trained"] + 7
 
 
+def test_resaving_a_shipped_bf16_agent_keeps_its_weight_bytes_and_action_names(tmp_path):
+    shipped = shipped_checkpoints_dir() / "drama-cpu-breakout"
+    loaded = DramaAgent.from_pretrained("drama-cpu-breakout", device="cpu", local_files_only=True)
+    again = loaded.save_pretrained(tmp_path / "again", weights_dtype=torch.bfloat16)
+    assert (again / "model.safetensors").read_bytes() == (shipped / "model.safetensors").read_bytes()
+    config = json.loads((again / "config.json").read_text("utf-8"))
+    assert config["action_meanings"] == ["NOOP", "FIRE", "RIGHT", "LEFT"]
+
+
 def test_round_trip_gives_identical_weights_config_and_actions(tmp_path):
     agent = trained_a_little()
     evaluation = {"mean": -1.5, "std": 0.5, "returns": [-1.0, -2.0], "lengths": [35, 35], "hns": None, "episodes": 2}
