@@ -211,6 +211,10 @@ def test_a_shipped_cpu_agent_loads_by_name_offline_and_replays_its_first_evaluat
     assert agent.num_actions == env.action_space.n
     claimed = json.loads((shipped_checkpoints_dir() / name / "eval.json").read_text())
     assert claimed["episodes"] >= 30
+    config = json.loads((shipped_checkpoints_dir() / name / "config.json").read_text())
+    assert config["action_meanings"] == env.unwrapped.get_action_meanings()
+    _, card = parse_model_card((shipped_checkpoints_dir() / name / "README.md").read_text("utf-8"))
+    assert "## Dream quality" in card and f"{claimed['mean']:.2f}" in card
     here = resolve_precision("auto", "cpu").name
     if claimed["precision"] != here:
         pytest.skip(f"the evaluation ran in {claimed['precision']}, this CPU's auto choice is {here}: no exact replay")
