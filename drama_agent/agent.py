@@ -31,7 +31,7 @@ from drama_agent.checks import (
 from drama_agent.config import DramaConfig
 from drama_agent.dream import Imagination
 from drama_agent.envs import make_env
-from drama_agent.precision import resolve_precision, with_bf16_layers
+from drama_agent.precision import Precision, resolve_precision, with_bf16_layers
 from drama_agent.randomness import RunRandomness, seeded_init
 from drama_agent.run_loop import progress, run_steps
 from drama_agent.scores import game_name, summarize_returns
@@ -155,10 +155,14 @@ class DramaAgent:
         check_frames(obs, self.obs_shape[0], ("N",) if batched and obs.ndim == 4 else ())
         return obs
 
+    @property
+    def precision(self) -> Precision:
+        """What this agent computes in on its device: `cfg.train.precision` resolved (auto: by the hardware)."""
+        return resolve_precision(self.cfg.train.precision, self.device)
+
     def _act(self, obs: np.ndarray, state: ActingState, deterministic: bool) -> tuple[int, ActingState]:
         eval_mode(self.world_model, self.actor_critic)
-        precision = resolve_precision(self.cfg.train.precision, self.device)
-        version = weights_version(self.world_model)
+        precision, version = self.precision, weights_version(self.world_model)
         world_model, actor = self._acting_modules(precision.bf16, version)
         with precision.autocast():  # as the trainer acts
             return act(
@@ -314,8 +318,7 @@ class DramaAgent:
         if bar is not None:
             bar.close()
         env_id = env.spec.id if env.spec is not None else (self.env_id or "")
-        precision = resolve_precision(self.cfg.train.precision, self.device).name
-        return summarize_returns(env_id, returns, lengths) | {"precision": precision}
+        return summarize_returns(env_id, returns, lengths) | {"precision": self.precision.name}
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters: world model (and its parts), actor, critic (the slow critic is a copy)."""

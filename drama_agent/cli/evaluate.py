@@ -68,7 +68,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     from drama_agent.checkpoint import CheckpointFormatError
     from drama_agent.envs import make_env
     from drama_agent.hub import CheckpointNotFoundError
-    from drama_agent.precision import resolve_precision
     from drama_agent.scores import summarize_returns
     from drama_agent.training_state import has_training_state
 
@@ -105,9 +104,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 2
     except KeyboardInterrupt:  # keep the finished episodes
         if played:
-            precision = resolve_precision(agent.cfg.train.precision, agent.device).name
             summary = summarize_returns(agent.env_id, [r for r, _ in played], [n for _, n in played])
-            _report(args, agent, summary | {"precision": precision})
+            _report(args, agent, summary | {"precision": agent.precision.name})
         raise
     _report(args, agent, result)
     return 0
