@@ -19,6 +19,7 @@ def test_train_help_documents_every_option(capsys):
     for option in ("--game", "--preset", "--steps", "--resume", "--run-dir", "--train.lr", "--sequence.backbone"):
         assert option in text
     assert "LaProp learning rate" in text
+    assert "[--preset {cpu,debug,s,xs}]" in text.splitlines()[0]  # the usage line names every preset
 
 
 def test_unknown_game_and_missing_checkpoint_exit_cleanly(tmp_path, capsys):

@@ -32,8 +32,9 @@ EXIT_CODES = """exit codes:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drama-train",
-        usage="drama-train --game GAME [--preset {debug,s,xs}] [--steps N] [--seed S] [--run-dir DIR] "
-        "[--resume RUN_DIR] [options] [--section.field VALUE ...]   (drama-train --help lists them all)",
+        usage=f"drama-train --game GAME [--preset {{{','.join(sorted(PRESETS))}}}] [--steps N] [--seed S] "
+        "[--run-dir DIR] [--resume RUN_DIR] [options] [--section.field VALUE ...]   "
+        "(drama-train --help lists them all)",
         description="Train a Drama agent (Mamba-2 world model + actor-critic in imagination) on a game. "
         "Metrics go to RUN_DIR/metrics.csv and RUN_DIR/tb (TensorBoard); the full training state is saved to "
         "RUN_DIR/state.safetensors (the one before it kept as state.prev.safetensors) periodically, at the end "
