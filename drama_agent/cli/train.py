@@ -30,9 +30,10 @@ EXIT_CODES = """exit codes:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    presets = sorted(PRESETS)
     parser = argparse.ArgumentParser(
         prog="drama-train",
-        usage=f"drama-train --game GAME [--preset {{{','.join(sorted(PRESETS))}}}] [--steps N] [--seed S] "
+        usage=f"drama-train --game GAME [--preset {{{','.join(presets)}}}] [--steps N] [--seed S] "
         "[--run-dir DIR] [--resume RUN_DIR] [options] [--section.field VALUE ...]   "
         "(drama-train --help lists them all)",
         description="Train a Drama agent (Mamba-2 world model + actor-critic in imagination) on a game. "
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--game", help="game name: an ALE game ('Pong' or 'ALE/Pong-v5') or the built-in 'Catch'")
-    parser.add_argument("--preset", default="xs", choices=sorted(PRESETS), help="model size preset (default: xs)")
+    parser.add_argument("--preset", default="xs", choices=presets, help="model size preset (default: xs)")
     parser.add_argument(
         "--steps",
         type=int,
