@@ -234,7 +234,9 @@ class TrainConfig:
     """Steps after the warm-up that still act randomly and update only the world model (no imagination, no
     actor-critic update), so that it learns the game before the policy learns from its dreams; 0: the paper."""
     lr: float = 4e-5
-    """LaProp learning rate (both optimisers)."""
+    """LaProp learning rate of the world model, and of the actor-critic times ac_lr_scale."""
+    ac_lr_scale: float = 1.0
+    """The actor-critic's learning rate as a multiple of lr; 1 = the paper (one rate for both)."""
     eps: float = 1e-20
     """LaProp epsilon."""
     betas: tuple[float, float] = (0.9, 0.999)
@@ -345,6 +347,7 @@ LEGACY_VALUES: dict[tuple[str, str], Any] = {
     ("actor_critic", "obs_norm_update"): "loss_only",
     ("train", "compile"): False,
     ("train", "world_model_only_steps"): 0,
+    ("train", "ac_lr_scale"): 1.0,
 }
 """Fields added after the first release, with the behaviour configs (checkpoints, run dirs) saved before had."""
 

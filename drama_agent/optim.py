@@ -166,9 +166,10 @@ def linear_warmup(optimizer: Optimizer, warmup_updates: int) -> LambdaLR:
     return LambdaLR(optimizer, lambda k: min(1.0, (k + 1) / warmup_updates))
 
 
-def build_optimizer(params: Iterable[Tensor], cfg: TrainConfig) -> tuple[LaProp, LambdaLR]:
-    """LaProp with the configured lr, betas, eps and weight decay, and its linear warm-up schedule."""
-    optimizer = LaProp(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+def build_optimizer(params: Iterable[Tensor], cfg: TrainConfig, lr_scale: float = 1.0) -> tuple[LaProp, LambdaLR]:
+    """LaProp with the configured lr (times lr_scale), betas, eps and weight decay, and its linear warm-up schedule."""
+    lr = cfg.lr * lr_scale
+    optimizer = LaProp(params, lr=lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
     return optimizer, linear_warmup(optimizer, cfg.lr_warmup_updates)
 
 

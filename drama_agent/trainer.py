@@ -95,7 +95,9 @@ class Trainer:
         check_env_matches(env, self.num_actions, self.obs_shape)
         self.replay = ReplayBuffer(cfg.replay, self.obs_shape, self.device)
         self.wm_optim, self.wm_schedule = build_optimizer(self.world_model.parameters(), cfg.train)
-        self.ac_optim, self.ac_schedule = build_optimizer(self.actor_critic.trainable_parameters(), cfg.train)
+        self.ac_optim, self.ac_schedule = build_optimizer(
+            self.actor_critic.trainable_parameters(), cfg.train, lr_scale=cfg.train.ac_lr_scale
+        )
         self.random = random
         self.precision = resolve_precision(cfg.train.precision, self.device)
         if cfg.train.compile:

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from drama_agent.config import DramaConfig
+from drama_agent import DramaAgent, DramaConfig, make_env
 from drama_agent.optim import LaProp, build_optimizer, clip_grad_norm, linear_warmup
 
 SHAPES = [(7, 5), (5,), (3, 2, 4), ()]
@@ -196,3 +196,10 @@ def test_masked_step_equals_plain_step_bitwise_and_a_skip_changes_nothing():
     for p, old, (m, v) in zip(masked, before, moments, strict=True):
         assert torch.equal(p.detach(), old)
         assert torch.equal(opt.state[p]["exp_avg"], m) and torch.equal(opt.state[p]["exp_avg_sq"], v)
+
+
+def test_trainer_scales_the_actor_critic_learning_rate():
+    cfg = DramaConfig.preset("debug").replace_path("train.lr", 6e-4).replace_path("train.ac_lr_scale", 0.25)
+    trainer = DramaAgent(cfg, env=make_env("Catch", cfg.env, seed=0), device="cpu").trainer
+    assert trainer.wm_schedule.base_lrs == [6e-4] and trainer.ac_schedule.base_lrs == [6e-4 * 0.25]
+    assert DramaConfig.preset("debug").train.ac_lr_scale == 1.0  # by default one rate for both, as in the paper
