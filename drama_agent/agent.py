@@ -303,7 +303,7 @@ class DramaAgent:
                         f"greedy episode {episode + 1} has had no reward for {stall_warning} steps: the policy may "
                         "have stalled (in Breakout only FIRE serves the ball) and then plays on to the frame limit "
                         f"({self.cfg.env.max_episode_frames} frames); sampled actions (deterministic=False, "
-                        "drama-eval --stochastic) act as in training",
+                        "drama-eval --stochastic) act as in training, and env.auto_fire presses FIRE for the agent",
                         stacklevel=2,
                     )
                 if bar is not None and length % 1_000 == 0:

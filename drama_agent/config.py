@@ -34,6 +34,11 @@ class EnvConfig:
     decrease from the previous step is flagged."""
     same_seed_every_reset: bool = False
     """The authors' behaviour: reseed with the run seed at every reset (identical starts)."""
+    auto_fire: bool = False
+    """Press FIRE inside the environment after every reset and every lost life, in games whose action set has
+    FIRE (Breakout serves the ball only on FIRE), so that a greedy policy that prefers waiting cannot stall
+    before a serve. These steps are not agent steps; their rewards go to the next agent step. Not in the
+    paper's protocol."""
 
 
 @dataclass(frozen=True)
@@ -342,6 +347,7 @@ class DramaConfig:
 
 LEGACY_VALUES: dict[tuple[str, str], Any] = {
     ("env", "life_loss_rule"): "any_drop",
+    ("env", "auto_fire"): False,
     ("sequence", "stem_norm_eps"): 1e-5,
     ("sequence", "mamba_ssm_init"): False,
     ("actor_critic", "obs_norm_update"): "loss_only",

@@ -82,6 +82,13 @@ def cpu_has_native_bf16() -> bool:
     return torch.backends.mkldnn.is_available() and bool(cpu_flags() & {"amx_bf16", "avx512_bf16"})
 
 
+def matmul_kernels() -> str:
+    """The widest matrix instructions of this CPU that torch's kernels pick from its flags (amx_bf16, avx512_bf16,
+    avx512f, avx2 or other): runs agree bit for bit only on the same kind, as the kernels' summation orders differ."""
+    flags = cpu_flags()
+    return next((kind for kind in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if kind in flags), "other")
+
+
 def keep_freed_memory() -> bool:
     """Make glibc keep freed large blocks for reuse instead of returning them to the OS (Linux/glibc only).
 

@@ -7,6 +7,7 @@ import torch
 
 from drama_agent import DramaAgent, DramaConfig, make_env
 from drama_agent.cli import evaluate, train
+from drama_agent.cpu import matmul_kernels
 from drama_agent.metrics import read_metrics
 from drama_agent.model_card import parse_model_card
 
@@ -80,6 +81,9 @@ def test_pong_smoke_run_trains_saves_and_evaluates(tmp_path, capsys):
     assert result["returns"] == expected["returns"] and result["lengths"] == expected["lengths"]
     assert result["hns"] == pytest.approx((result["mean"] + 21) / 36)
     assert "human-normalised" in capsys.readouterr().out
+    assert result["precision"] == agent.precision.name and result["kernels"] == matmul_kernels()
+    assert evaluate.main([str(folder), "--episodes", "1", "--json", str(out), "--precision", "fp32"]) == 0
+    assert json.loads(out.read_text())["precision"] == "fp32"
 
     assert train.main(["--resume", str(run_dir), "--eval-episodes", "0", "--no-progress"]) == 0
     assert json.loads((run_dir / "protocol.json").read_text())["resumed_from_step"] == 160
@@ -99,7 +103,8 @@ def test_drama_eval_warns_once_when_a_greedy_episode_stalls(tmp_path, capsys):
     assert warned == [
         "drama-eval: warning: greedy episode 1 has had no reward for 150 steps: the policy may have stalled (in "
         "Breakout only FIRE serves the ball) and then plays on to the frame limit (1200 frames); sampled actions "
-        "(deterministic=False, drama-eval --stochastic) act as in training"
+        "(deterministic=False, drama-eval --stochastic) act as in training, and env.auto_fire presses FIRE for "
+        "the agent"
     ]
     assert json.loads((tmp_path / "e").read_text())["lengths"] == [300, 300]
     assert evaluate.main([*argv, "--episodes", "1", "--stochastic"]) == 0

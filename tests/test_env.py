@@ -10,7 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from drama_agent.config import EnvConfig
-from drama_agent.envs import ActionRepeat, episode_seed, list_games, make_env, resize_frame
+from drama_agent.envs import ActionRepeat, env_protocol, episode_seed, list_games, make_env, resize_frame
 
 CFG = EnvConfig()
 
@@ -105,6 +105,57 @@ def test_breakout_life_loss_flag_once_per_life_without_ending_episode() -> None:
     assert [i for i, f in enumerate(flags) if f] == [i for i in range(len(flags)) if lives[i + 1] < lives[i]]
     assert flags[-1] is True  # the last life ends the episode; the four before it did not
     assert len(flags) > 50
+
+
+def test_auto_fire_serves_after_reset_and_each_lost_life_in_lockstep_with_the_emulator() -> None:
+    """Breakout played without FIRE: the game waits forever, unless auto_fire serves; its FIRE steps are exactly
+    4 raw FIRE frames after the reset and after each step that loses a life, their rewards on the next step."""
+    waiting = make_env("Breakout", CFG, seed=5)
+    waiting.reset()
+    lives = {waiting.step(action)[4]["lives"] for action in [0, 2, 3] * 100}
+    assert lives == {5}  # 300 steps without FIRE: no ball, no life lost
+
+    env, raw = make_env("Breakout", dataclasses.replace(CFG, auto_fire=True), seed=5), raw_atari("Breakout")
+    assert env_protocol(env)["auto_fire"] and not env_protocol(waiting)["auto_fire"]
+
+    def raw_step(action: int) -> tuple[np.ndarray, float, bool, dict]:
+        frames, total = [], 0.0
+        for _ in range(4):
+            frame, r, terminated, _, info = raw.step(action)
+            frames.append(frame)
+            total += float(r)
+        return resize_frame(np.maximum(frames[-2], frames[-1]), 64), total, terminated, info
+
+    obs, info = env.reset()
+    raw.reset(seed=episode_seed(5, 0))
+    expected, pending, _, raw_info = raw_step(1)
+    np.testing.assert_array_equal(obs, expected)
+    rng, flags, steps, terminated = np.random.default_rng(1), 0, 0, False
+    while not terminated:
+        action = int(rng.choice([0, 2, 3]))
+        obs, reward, terminated, truncated, info = env.step(action)
+        expected, raw_reward, raw_terminated, new_info = raw_step(action)
+        if new_info["lives"] < raw_info["lives"] and not raw_terminated:
+            expected, fire_reward, raw_terminated, new_info = raw_step(1)
+            raw_reward += fire_reward
+        raw_info, steps, flags = new_info, steps + 1, flags + info["life_loss"]
+        np.testing.assert_array_equal(obs, expected)
+        assert (reward, terminated, truncated) == (raw_reward + pending, raw_terminated, False)
+        pending = 0.0
+    assert flags == 5 and info["lives"] == 0  # served five times without the agent pressing FIRE
+    frames = 4 * (steps + 5)  # the reset's FIRE step and one after each of the first four lives
+    assert frames - 3 <= env.unwrapped.ale.getEpisodeFrameNumber() <= frames  # the last step stops at game over
+
+
+def test_auto_fire_is_part_of_the_protocol_an_agent_checks() -> None:
+    from drama_agent.checks import check_same_game
+
+    fired = dataclasses.replace(CFG, auto_fire=True)
+    with pytest.raises(ValueError, match="auto_fire False, but the agent's config has True"):
+        check_same_game(make_env("Breakout", CFG), "ALE/Breakout-v5", fired)
+    check_same_game(make_env("Breakout", fired), "ALE/Breakout-v5", fired)
+    check_same_game(make_env("Catch", fired), None, fired)  # no FIRE action: nothing to press, nothing to check
+    assert "auto_fire" not in env_protocol(make_env("Catch", fired))
 
 
 def test_life_loss_flag_can_be_disabled() -> None:

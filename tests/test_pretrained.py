@@ -8,6 +8,7 @@ import torch
 
 from drama_agent import DramaAgent, DramaConfig, make_env
 from drama_agent.checkpoint import CheckpointFormatError
+from drama_agent.cpu import matmul_kernels
 from drama_agent.hub import CheckpointNotFoundError, shipped_checkpoints_dir
 from drama_agent.model_card import parse_model_card
 from drama_agent.precision import resolve_precision
@@ -218,6 +219,8 @@ def test_a_shipped_cpu_agent_loads_by_name_offline_and_replays_its_first_evaluat
     here = resolve_precision("auto", "cpu").name
     if claimed["precision"] != here:
         pytest.skip(f"the evaluation ran in {claimed['precision']}, this CPU's auto choice is {here}: no exact replay")
+    if claimed.get("kernels", matmul_kernels()) != matmul_kernels():
+        pytest.skip(f"the evaluation ran on {claimed['kernels']} kernels, this CPU has {matmul_kernels()}")
     env = make_env(agent.env_id, agent.cfg.env, seed=claimed["seed"])
     first = agent.evaluate(env, n_episodes=1, deterministic=claimed["deterministic"])
     assert (first["returns"][0], first["lengths"][0]) == (claimed["returns"][0], claimed["lengths"][0])

@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", type=Path, help="also write the result as JSON to this file")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        help="compute precision, instead of the checkpoint's train.precision (to replay an evaluation made "
+        "in another precision: the result JSON records the one used)",
+    )
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit) when loading from the Hub")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -88,6 +94,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             agent = DramaAgent.from_pretrained(args.checkpoint, revision=args.revision, device=args.device)
         if agent.env_id is None:
             raise ValueError("the checkpoint does not name its game")
+        if args.precision is not None:
+            agent.cfg = agent.cfg.replace_path("train.precision", args.precision)
         env = make_env(agent.env_id, agent.cfg.env, seed=args.seed)
         with warnings.catch_warnings():
             warnings.showwarning = _print_warning
@@ -114,6 +122,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace, agent: DramaAgent, result: dict) -> None:
     """Print the result and write it to `--json`; fewer episodes than asked for mean an interrupted evaluation."""
     from drama_agent.atomic import atomic_write_text
+    from drama_agent.cpu import matmul_kernels
 
     played = len(result["returns"])
     kind = "sampled" if args.stochastic else "greedy"
@@ -125,6 +134,7 @@ def _report(args: argparse.Namespace, agent: DramaAgent, result: dict) -> None:
         "seed": args.seed,
         "steps_trained": agent.num_timesteps or (agent.pretrained_info or {}).get("steps_trained"),
         "protocol": f"mean return of {played} {kind} episodes",
+        "kernels": matmul_kernels() if agent.device.type == "cpu" else agent.device.type,
     }
     if played < args.episodes:
         result |= {"interrupted": True, "episodes_asked": args.episodes}

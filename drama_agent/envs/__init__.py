@@ -11,13 +11,22 @@ import ale_py
 import gymnasium as gym
 
 from drama_agent.config import EnvConfig
-from drama_agent.envs.atari import ActionRepeat, EpisodeSeeding, LifeLossInfo, ResizeFrame, episode_seed, resize_frame
+from drama_agent.envs.atari import (
+    ActionRepeat,
+    AutoFire,
+    EpisodeSeeding,
+    LifeLossInfo,
+    ResizeFrame,
+    episode_seed,
+    resize_frame,
+)
 from drama_agent.envs.catch import CATCH_ID, CatchEnv, random_policy_return
 
 gym.register_envs(ale_py)
 
 __all__ = [
     "ActionRepeat",
+    "AutoFire",
     "CatchEnv",
     "EpisodeSeeding",
     "LifeLossInfo",
@@ -77,7 +86,8 @@ def make_env(game: str, cfg: EnvConfig | None = None, seed: int = 0, render_mode
 
     Atari: ALE v5 with frameskip 1, no sticky actions, minimal action set and `cfg.max_episode_frames`,
     then `ActionRepeat` (sum of rewards, max of the last two frames), `ResizeFrame` (INTER_AREA),
-    `LifeLossInfo` (`info["life_loss"]` per `cfg.life_loss_rule`) and `EpisodeSeeding`. Rewards are not clipped.
+    `LifeLossInfo` (`info["life_loss"]` per `cfg.life_loss_rule`), with `cfg.auto_fire` `AutoFire` (in games
+    whose action set has FIRE) and `EpisodeSeeding`. Rewards are not clipped.
     Catch is drawn directly at S (a multiple of 8) and takes one frame per action (`cfg.action_repeat`
     does not apply); it gets the same `life_loss` key (always False) and seeding.
     `render_mode` is passed to the underlying game (Atari renders the raw 210 × 160 screen).
@@ -98,10 +108,17 @@ def make_env(game: str, cfg: EnvConfig | None = None, seed: int = 0, render_mode
         )
         env = ResizeFrame(ActionRepeat(env, cfg.action_repeat), cfg.frame_size)
     env = LifeLossInfo(env, enabled=cfg.life_loss_termination, rule=cfg.life_loss_rule)
+    if cfg.auto_fire and _has_fire(env):
+        env = AutoFire(env)
     return EpisodeSeeding(env, seed, same_seed_every_reset=cfg.same_seed_every_reset)
 
 
-PROTOCOL_FIELDS = ("frame_size", "action_repeat", "max_episode_frames")
+def _has_fire(env: gym.Env) -> bool:
+    meanings = getattr(env.unwrapped, "get_action_meanings", None)
+    return meanings is not None and "FIRE" in meanings()
+
+
+PROTOCOL_FIELDS = ("frame_size", "action_repeat", "max_episode_frames", "auto_fire")
 """The `EnvConfig` fields that change what an agent sees and scores (life-loss flags and seeding do not)."""
 
 
@@ -118,6 +135,8 @@ def env_protocol(env: gym.Env) -> dict[str, int]:
             found.setdefault("action_repeat", layer.repeat)
         elif isinstance(layer, ResizeFrame):
             found.setdefault("frame_size", layer.size)
+        elif isinstance(layer, AutoFire):
+            found.setdefault("auto_fire", True)
         if not isinstance(layer, gym.Wrapper):
             break
         layer = layer.env
@@ -127,4 +146,6 @@ def env_protocol(env: gym.Env) -> dict[str, int]:
     ale = getattr(game, "ale", None)
     if ale is not None:
         found["max_episode_frames"] = int(ale.getInt("max_num_frames_per_episode"))
+        if _has_fire(game):
+            found.setdefault("auto_fire", False)
     return found

@@ -1,6 +1,7 @@
 """Atari100k preprocessing as Gymnasium wrappers, one behaviour each (docs/algorithm.md §Environment protocol).
 
-`make_env` stacks them as: ALE (frameskip 1) → `ActionRepeat` → `ResizeFrame` → `LifeLossInfo` → `EpisodeSeeding`.
+`make_env` stacks them as: ALE (frameskip 1) → `ActionRepeat` → `ResizeFrame` → `LifeLossInfo` → [`AutoFire`] →
+`EpisodeSeeding`.
 """
 
 from __future__ import annotations
@@ -114,6 +115,49 @@ class LifeLossInfo(gym.Wrapper, RecordConstructorArgs):
         if lost or self.rule == "any_drop" or self._lives is None:
             self._lives = lives
         info["life_loss"] = bool(self.enabled and lost)
+        return obs, reward, terminated, truncated, info
+
+
+class AutoFire(gym.Wrapper, RecordConstructorArgs):
+    """Take one FIRE step inside the environment after every reset and after every step that loses a life.
+
+    Breakout and similar games wait for FIRE before they serve; with this wrapper the agent never sees a game
+    waiting for it. The FIRE step's reward is added to the agent step that follows a reset and to the step that
+    lost the life otherwise; its ending flags and `info["life_loss"]` are merged into that step's.
+    Needs an action set with FIRE and `info["lives"]`.
+    """
+
+    def __init__(self, env: gym.Env):
+        RecordConstructorArgs.__init__(self)
+        super().__init__(env)
+        meanings = env.unwrapped.get_action_meanings()
+        if "FIRE" not in meanings:
+            raise ValueError(f"AutoFire needs a FIRE action, the game has {meanings}")
+        self.fire = meanings.index("FIRE")
+        self._lives: int | None = None
+        self._pending = 0.0  # the reward of the FIRE step taken at reset
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        self.env.reset(**kwargs)
+        obs, reward, terminated, truncated, info = self.env.step(self.fire)
+        if terminated or truncated:  # no game ends on its first step; start again rather than return a dead one
+            return self.reset(**kwargs)
+        self._lives, self._pending = info.get("lives"), float(reward)
+        info["life_loss"] = False
+        return obs, info
+
+    def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        reward, self._pending = float(reward) + self._pending, 0.0
+        lives = info.get("lives")
+        lost = lives is not None and self._lives is not None and lives < self._lives
+        self._lives = lives
+        if lost and not (terminated or truncated):
+            life_loss = info.get("life_loss", False)
+            obs, fire_reward, terminated, truncated, info = self.env.step(self.fire)
+            reward += float(fire_reward)
+            info["life_loss"] = bool(life_loss or info.get("life_loss", False))
+            self._lives = info.get("lives")
         return obs, reward, terminated, truncated, info
 
 
