@@ -46,6 +46,8 @@ _DEBUG = DramaConfig(
 # `cpu`: Drama sized and scheduled for a 2-core CPU, chosen by measurement (benchmarks/README.md, "A schedule
 # for two CPU cores"). Against `xs`:
 #   env.frame_size 48            the autoencoder's cost falls ~1.8x; Pong's ball keeps ~0.6x of its 64-pixel contrast
+#   env.auto_fire                FIRE is pressed for the agent after resets and lost lives: greedy Breakout agents
+#                                of this preset waited forever before a serve (not in the paper's protocol)
 #   world_model.encoder_*        4 stride-2 layers of (16, 32, 32, 32): no convolution at full resolution
 #   world_model.decoder_channels (32, 32, 16, 8), kernel_size 3: a quarter of xs's widths, 3x3 kernels
 #   world_model.channels_last    faster convolutions on CPU, same results
@@ -59,7 +61,7 @@ _DEBUG = DramaConfig(
 #   train.act_context 8          half the acting window (acting re-encodes it every step)
 #   train.checkpoint_every 5_000
 _CPU = DramaConfig(
-    env=EnvConfig(frame_size=48),
+    env=EnvConfig(frame_size=48, auto_fire=True),
     sequence=SequenceConfig(d_model=256, headdim=32, chunk_size=64),
     world_model=WorldModelConfig(
         encoder_channels=(16, 32, 32, 32),

@@ -34,7 +34,8 @@ def test_cpu_preset_keeps_the_method_and_round_trips() -> None:
     same = ("free_bits", "dyn_scale", "rep_scale", "stoch", "classes", "unimix", "reward_bins")
     assert all(getattr(cpu.world_model, f) == getattr(xs.world_model, f) for f in same)
     assert dataclasses.replace(cpu.actor_critic, critic_hidden=xs.actor_critic.critic_hidden) == xs.actor_critic
-    assert dataclasses.replace(cpu.env, frame_size=xs.env.frame_size) == xs.env and cpu.env.frame_size == 48
+    assert dataclasses.replace(cpu.env, frame_size=xs.env.frame_size, auto_fire=False) == xs.env
+    assert cpu.env.frame_size == 48 and cpu.env.auto_fire and not xs.env.auto_fire
     assert cpu.imagination.horizon == xs.imagination.horizon
     assert cpu.train.update_every > 1 and xs.train.update_every == 1
     assert build_parser().parse_args(["--game", "Pong", "--preset", "cpu"]).preset == "cpu"
