@@ -196,8 +196,25 @@ def part_case(part: str, kind: str, quick: bool) -> Callable[[], None]:
         "actor_critic": lambda: trainer.update_actor_critic(*rollout),
         "acting": trainer.choose_action,
         "acting_fixed": fixed_agent_acting(agent, old=kind == "old"),
+        "acting_encoder": window_encoding(trainer),
     }[part]
     return lambda: (run(), trainer.check_finite())
+
+
+def window_encoding(trainer) -> Callable[[], None]:
+    """The encoder's share of acting in training: the acting window's frames encoded at once, as `act` does."""
+    import numpy as np
+    import torch
+
+    window = torch.as_tensor(np.stack(trainer.acting.obs))[None]  # (1, 16, S, S, 3)
+    assert window.shape[1] == trainer.cfg.train.act_context
+
+    def run() -> None:
+        trainer._inference_mode()
+        with torch.no_grad(), trainer.precision.autocast():
+            trainer.world_model.encode(window)
+
+    return run
 
 
 def fixed_agent_acting(agent, old: bool) -> Callable[[], None]:
@@ -258,6 +275,7 @@ def cases(quick: bool) -> dict[str, dict]:
         ("imagination", f"imagination, xs, {rollouts} rollouts × (8 context + 16 steps)", 0.33),
         ("actor_critic", "actor-critic update on that rollout", 0.5),
         ("acting", "acting one env step in training, xs, window mode (16 frames; weights change between steps)", 0.33),
+        ("acting_encoder", "of which the encoder alone: the 16 frames of the window at once", None),
         ("acting_fixed", "acting one env step of a fixed agent, xs, window mode (16 frames)", 0.33),
     ):
         table[part] = {
