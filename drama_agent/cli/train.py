@@ -101,7 +101,7 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, run: dict[
     from drama_agent.atomic import WriteError
     from drama_agent.checkpoint import round_weights
     from drama_agent.checks import resolve_device
-    from drama_agent.envs import make_env
+    from drama_agent.envs import env_protocol, make_env
     from drama_agent.model_card import preset_name
     from drama_agent.protocol import protocol_score, write_protocol
     from drama_agent.scores import game_name
@@ -148,6 +148,8 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, run: dict[
             run_dir = args.run_dir or Path("runs") / f"{args.game.split('/')[-1]}-{args.preset}-seed{args.seed}-{stamp}"
             print(f"training {agent.env_id} with preset {args.preset} on {agent.device}; run directory {run_dir}")
         print(schedule(agent.cfg))
+        if env_protocol(agent.env).get("auto_fire"):
+            print("environment: FIRE is pressed for the agent after every reset and lost life (env.auto_fire)")
     except (ValueError, FileNotFoundError) as err:
         print(f"drama-train: error: {err}", file=sys.stderr)
         return 2
