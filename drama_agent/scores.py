@@ -1,4 +1,4 @@
-"""Published Atari100k scores (random, human, baselines) and human-normalised scores."""
+"""Published Atari100k scores (random, human, baselines), human-normalised scores and constant-action returns."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ import csv
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 
 @cache
@@ -51,3 +55,24 @@ def summarize_returns(game: str, returns: Sequence[float], lengths: Sequence[int
         "lengths": list(lengths),
         "hns": human_normalized_score(game, mean),
     }
+
+
+def constant_action_returns(env: gym.Env, seed: int) -> dict[str, float]:
+    """{action name: return} of one episode per action that repeats it at every step, each from `reset(seed=seed)`.
+
+    A reference for a trained policy: in a deterministic game one constant action can score well (in Breakout
+    without sticky actions, LEFT scores 11: a paddle parked at the left wall returns the same serve every time),
+    and a policy that scores no more than the best of them may have learned just that. Names come from the
+    game's action meanings where it has them.
+    """
+    meanings = getattr(env.unwrapped, "get_action_meanings", None)
+    names = meanings() if meanings is not None else [str(a) for a in range(env.action_space.n)]
+    returns = {}
+    for action, name in enumerate(names):
+        env.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(action)
+            total, done = total + float(reward), terminated or truncated
+        returns[name] = total
+    return returns

@@ -113,3 +113,19 @@ def test_drama_eval_warns_once_when_a_greedy_episode_stalls(tmp_path, capsys):
     assert evaluate.main([*argv, "--episodes", "1", "--stochastic"]) == 0
     assert "warning" not in capsys.readouterr().err
     assert json.loads((tmp_path / "e").read_text())["lengths"] == [300]
+
+
+def test_drama_eval_reports_the_returns_of_constant_actions(tmp_path, capsys):
+    """In Breakout with FIRE pressed for the agent and no sticky actions, pressing LEFT at every step scores 11 (the
+    paddle parked at the left wall returns the same serve each time); NOOP, FIRE and RIGHT score nothing."""
+    cfg = DramaConfig.preset("debug").replace_paths({"env.auto_fire": True, "env.max_episode_frames": 2_000})
+    agent = DramaAgent(cfg, env=make_env("Breakout", cfg.env, seed=0), device="cpu")
+    folder = agent.save_pretrained(tmp_path / "untrained")
+    out = tmp_path / "eval.json"
+    argv = [str(folder), "--episodes", "1", "--constant-actions", "--no-progress", "--json", str(out)]
+    assert evaluate.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["constant_actions"] == {"NOOP": 0.0, "FIRE": 0.0, "RIGHT": 0.0, "LEFT": 11.0}
+    above = "above" if result["mean"] > 11 else "not above"
+    printed = "constant actions (one episode each): NOOP 0.00, FIRE 0.00, RIGHT 0.00, LEFT 11.00; the agent's mean is "
+    assert printed + f"{above} the best (LEFT)" in capsys.readouterr().out

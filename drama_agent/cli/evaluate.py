@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="warn when a greedy episode goes this many steps without a reward, as a stalled policy does "
         "(default: 5000; 0: never)",
     )
+    parser.add_argument(
+        "--constant-actions",
+        action="store_true",
+        help="also play one episode per constant action (the same action at every step) from the first episode's "
+        "seed and report their returns: an agent that scores no more than the best of them may have learned just "
+        "that action",
+    )
     parser.add_argument("--json", type=Path, help="also write the result as JSON to this file")
     parser.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     parser.add_argument(
@@ -74,7 +81,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from drama_agent.checkpoint import CheckpointFormatError
     from drama_agent.envs import make_env
     from drama_agent.hub import CheckpointNotFoundError
-    from drama_agent.scores import summarize_returns
+    from drama_agent.scores import constant_action_returns, summarize_returns
     from drama_agent.training_state import has_training_state
 
     if args.json is not None:  # before the evaluation, not after it
@@ -107,6 +114,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                 stall_warning=args.stall_warning,
                 on_episode=lambda score, length: played.append((score, length)),
             )
+        if args.constant_actions:
+            result["constant_actions"] = constant_action_returns(make_env(agent.env_id, agent.cfg.env), args.seed)
     except (CheckpointNotFoundError, CheckpointFormatError, ValueError, FileNotFoundError) as err:
         print(f"drama-eval: error: {err}", file=sys.stderr)
         return 2
@@ -141,6 +150,12 @@ def _report(args: argparse.Namespace, agent: DramaAgent, result: dict) -> None:
         result["protocol"] += f" (interrupted after {played} of {args.episodes})"
     hns = "" if result["hns"] is None else f", human-normalised {result['hns']:.3f}"
     print(f"{agent.env_id}: {result['mean']:.2f} ± {result['std']:.2f} ({result['protocol']}){hns}", flush=True)
+    if "constant_actions" in result:
+        constant = result["constant_actions"]
+        best = max(constant, key=constant.get)
+        above = "above" if result["mean"] > constant[best] else "not above"
+        listed = ", ".join(f"{name} {score:.2f}" for name, score in constant.items())
+        print(f"constant actions (one episode each): {listed}; the agent's mean is {above} the best ({best})")
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(result, indent=2))
 
