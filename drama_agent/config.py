@@ -37,8 +37,8 @@ class EnvConfig:
     auto_fire: bool = False
     """Press FIRE inside the environment after every reset and every lost life, in games whose action set has
     FIRE (Breakout serves the ball only on FIRE), so that a greedy policy that prefers waiting cannot stall
-    before a serve. These steps are not agent steps; their rewards go to the next agent step. Not in the
-    paper's protocol."""
+    before a serve. These steps are not agent steps; their rewards go to the agent step before them (after a
+    reset: to the first one). Not in the paper's protocol."""
 
 
 @dataclass(frozen=True)

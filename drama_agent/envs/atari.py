@@ -139,9 +139,7 @@ class AutoFire(gym.Wrapper, RecordConstructorArgs):
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
         self.env.reset(**kwargs)
-        obs, reward, terminated, truncated, info = self.env.step(self.fire)
-        if terminated or truncated:  # no game ends on its first step; start again rather than return a dead one
-            return self.reset(**kwargs)
+        obs, reward, _, _, info = self.env.step(self.fire)  # no game ends on its first step
         self._lives, self._pending = info.get("lives"), float(reward)
         info["life_loss"] = False
         return obs, info
