@@ -30,7 +30,7 @@ from drama_agent.checks import (
 )
 from drama_agent.config import DramaConfig
 from drama_agent.dream import Imagination
-from drama_agent.envs import make_env
+from drama_agent.envs import action_meanings, make_env
 from drama_agent.precision import Precision, resolve_precision, with_bf16_layers
 from drama_agent.randomness import RunRandomness, seeded_init
 from drama_agent.run_loop import progress, run_steps
@@ -362,7 +362,7 @@ class DramaAgent:
             "num_actions": self.num_actions,
             "obs_shape": list(self.obs_shape),
             "action_meanings": (
-                checkpoint.action_meanings(self.env)
+                action_meanings(self.env)
                 if self.env is not None
                 else (self.pretrained_info or {}).get("action_meanings")
             ),

@@ -20,7 +20,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -43,12 +42,6 @@ _MAX_LISTED_KEYS = 20
 
 class CheckpointFormatError(ValueError):
     """A checkpoint exists but cannot be loaded: missing files, bad config, corrupt weights, wrong keys."""
-
-
-def action_meanings(env: gym.Env | None) -> list[str] | None:
-    """The game's action names (`get_action_meanings()` of the unwrapped env), or None when it has none."""
-    getter = getattr(env.unwrapped, "get_action_meanings", None) if env is not None else None
-    return list(getter()) if getter is not None else None
 
 
 def write_checkpoint(

@@ -65,8 +65,9 @@ def constant_action_returns(env: gym.Env, seed: int) -> dict[str, float]:
     and a policy that scores no more than the best of them may have learned just that. Names come from the
     game's action meanings where it has them.
     """
-    meanings = getattr(env.unwrapped, "get_action_meanings", None)
-    names = meanings() if meanings is not None else [str(a) for a in range(env.action_space.n)]
+    from drama_agent.envs import action_meanings
+
+    names = action_meanings(env) or [str(a) for a in range(env.action_space.n)]
     returns = {}
     for action, name in enumerate(names):
         env.reset(seed=seed)

@@ -7,7 +7,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from drama_agent.checkpoint import action_meanings
+from drama_agent.envs import action_meanings
 
 CONTROLS = ("UP", "DOWN", "LEFT", "RIGHT", "FIRE")
 """Held controls the viewer tracks: the four arrow keys and space."""

@@ -115,7 +115,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                 on_episode=lambda score, length: played.append((score, length)),
             )
         if args.constant_actions:
-            result["constant_actions"] = constant_action_returns(make_env(agent.env_id, agent.cfg.env), args.seed)
+            result["constant_actions"] = constant_action_returns(env, args.seed)
     except (CheckpointNotFoundError, CheckpointFormatError, ValueError, FileNotFoundError) as err:
         print(f"drama-eval: error: {err}", file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ __all__ = [
     "EpisodeSeeding",
     "LifeLossInfo",
     "ResizeFrame",
+    "action_meanings",
     "episode_seed",
     "env_protocol",
     "list_games",
@@ -113,9 +114,14 @@ def make_env(game: str, cfg: EnvConfig | None = None, seed: int = 0, render_mode
     return EpisodeSeeding(env, seed, same_seed_every_reset=cfg.same_seed_every_reset)
 
 
+def action_meanings(env: gym.Env | None) -> list[str] | None:
+    """The game's action names (`get_action_meanings()` of the unwrapped env), or None when it has none."""
+    getter = getattr(env.unwrapped, "get_action_meanings", None) if env is not None else None
+    return list(getter()) if getter is not None else None
+
+
 def _has_fire(env: gym.Env) -> bool:
-    meanings = getattr(env.unwrapped, "get_action_meanings", None)
-    return meanings is not None and "FIRE" in meanings()
+    return "FIRE" in (action_meanings(env) or ())
 
 
 PROTOCOL_FIELDS = ("frame_size", "action_repeat", "max_episode_frames", "auto_fire")
