@@ -54,7 +54,7 @@ from matplotlib.figure import Figure
 
 from drama_agent import DramaAgent, DramaConfig, make_env
 from drama_agent.dream_quality import MOVING_THRESHOLD, moving_pixels
-from drama_agent.envs import resize_frame
+from drama_agent.envs import RESIZE_MODES, resize_frame
 from drama_agent.metrics import read_metrics
 from drama_agent.plotting import episode_returns, plot_learning_curves
 from drama_agent.scores import random_score
@@ -180,12 +180,14 @@ def _speed_table(meta: dict, rows: list[dict]) -> str:
 
 
 def ball(args: argparse.Namespace) -> None:
-    """How visible Pong's ball stays after INTER_AREA resizing to each frame size, over random play."""
+    """How visible Pong's ball stays after resizing to each frame size (each `EnvConfig.resize` mode), over
+    random play."""
     env = gym.make("ALE/Pong-v5", frameskip=4, repeat_action_probability=0.0)
     screen, _ = env.reset(seed=0)
     rng = np.random.default_rng(0)
     background, white = np.array([144.0, 72.0, 17.0]), np.array([236.0, 236.0, 236.0])
-    contrast: dict[int, list[float]] = {size: [] for size in args.sizes}
+    cases = [(size, mode) for size in args.sizes for mode in args.modes]
+    contrast: dict[tuple[int, str], list[float]] = {case: [] for case in cases}
     for _ in range(args.frames):
         screen, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
         if terminated or truncated:
@@ -195,30 +197,33 @@ def ball(args: argparse.Namespace) -> None:
         if len(pixels) == 0:
             continue
         row, col = pixels.mean(0) + (PLAYFIELD_ROWS[0], 0)
-        for size in args.sizes:
-            small = resize_frame(screen, size).astype(np.float64)
+        for size, mode in cases:
+            small = resize_frame(screen, size, mode).astype(np.float64)
             r, c = int(row * size / screen.shape[0]), int(col * size / screen.shape[1])
             patch = small[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2]  # 3 x 3 around the ball
-            contrast[size].append(float(np.abs(patch - background).sum(-1).max() / np.abs(white - background).sum()))
+            difference = np.abs(patch - background).sum(-1).max() / np.abs(white - background).sum()
+            contrast[size, mode].append(float(difference))
     rows = [
         {
             "frame": size,
+            "resize": mode,
             "frames_with_ball": len(values),
             "median": float(np.median(values)),
             "p10": float(np.percentile(values, 10)),
             "min": float(np.min(values)),
         }
-        for size, values in contrast.items()
+        for (size, mode), values in contrast.items()
     ]
     lines = [
         f"Pong ball after resizing ({args.frames} random-play agent steps, seed 0): the largest colour difference "
         "from the background in the 3 x 3 pixels around the ball, as a fraction of the full ball contrast.",
         "",
-        "| frame | frames with the ball | median | 10th percentile | minimum |",
-        "|---:|---:|---:|---:|---:|",
+        "| frame | resize | frames with the ball | median | 10th percentile | minimum |",
+        "|---:|---|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {r['frame']} | {r['frames_with_ball']} | {r['median']:.2f} | {r['p10']:.2f} | {r['min']:.2f} |"
+        f"| {r['frame']} | {r['resize']} | {r['frames_with_ball']} | {r['median']:.2f} | {r['p10']:.2f} "
+        f"| {r['min']:.2f} |"
         for r in rows
     ]
     _write(args.results, "cpu_preset_ball", {"rows": rows}, "\n".join(lines) + "\n")
@@ -579,6 +584,7 @@ def main(argv: list[str] | None = None) -> DramaAgent | None:
     sub = parser.add_subparsers(dest="mode", required=True)
     ball_parser = sub.add_parser("ball")
     ball_parser.add_argument("--sizes", type=int, nargs="+", default=[64, 48])
+    ball_parser.add_argument("--modes", nargs="+", default=list(RESIZE_MODES), choices=RESIZE_MODES)
     ball_parser.add_argument("--frames", type=int, default=600, help="agent steps of random play")
     ball_parser.add_argument("--results", type=Path, default=RESULTS)
     for mode in ("speed", "learn"):

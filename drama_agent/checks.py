@@ -68,7 +68,8 @@ def check_action_ids(actions: np.ndarray, name: str) -> None:
 
 def check_same_game(env: gym.Env, env_id: str | None, cfg: EnvConfig) -> None:
     """ValueError unless `env` is the game `env_id` under the protocol of `cfg` (the fields that change what
-    the agent sees and scores: frame size, action repeat, frame limit, auto-fire), as far as the env reveals them."""
+    the agent sees and scores: frame size, resize, action repeat, frame limit, auto-fire), as far as the env
+    reveals them."""
     actual_id = env.spec.id if env.spec is not None else None
     if env_id is not None and actual_id is not None and actual_id != env_id:
         raise ValueError(

@@ -21,7 +21,12 @@ class EnvConfig:
     """Atari100k protocol (docs/algorithm.md §Environment protocol)."""
 
     frame_size: int = 64
-    """Side of the square RGB observation after INTER_AREA resizing."""
+    """Side of the square RGB observation after resizing (`resize`)."""
+    resize: Literal["area", "max"] = "area"
+    """How the 210 × 160 screen is shrunk to `frame_size`: area (cv2.INTER_AREA, the paper's) averages each output
+    pixel's footprint, which fades a one-pixel ball to a third of its contrast at 48 × 48; max keeps each
+    channel's maximum over the footprint, so small bright objects (balls, paddles) keep their full brightness.
+    Not in the paper's protocol. Catch is drawn at `frame_size` and ignores it."""
     action_repeat: int = 4
     """Frames per agent step; rewards are summed, the last two frames max-pooled."""
     max_episode_frames: int = 108_000
@@ -348,6 +353,7 @@ class DramaConfig:
 LEGACY_VALUES: dict[tuple[str, str], Any] = {
     ("env", "life_loss_rule"): "any_drop",
     ("env", "auto_fire"): False,
+    ("env", "resize"): "area",
     ("sequence", "stem_norm_eps"): 1e-5,
     ("sequence", "mamba_ssm_init"): False,
     ("actor_critic", "obs_norm_update"): "loss_only",

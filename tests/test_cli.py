@@ -53,10 +53,13 @@ def test_pong_smoke_run_trains_saves_and_evaluates(tmp_path, capsys):
         "1",
         "--env.auto_fire",
         "true",
+        "--env.resize",
+        "max",
     ]
     assert train.main(argv) == 0
-    first_lines = capsys.readouterr().out.splitlines()[:5]
+    first_lines = capsys.readouterr().out.splitlines()[:7]
     assert "environment: FIRE is pressed for the agent after every reset and lost life (env.auto_fire)" in first_lines
+    assert "environment: frames are shrunk by each channel's maximum, not INTER_AREA (env.resize max)" in first_lines
     assert "precision: fp32 (train.precision is fp32)" in first_lines  # the debug preset's setting
     assert "threads: 1 (set by --threads; inter-op 1)" in first_lines
     assert (run_dir / "state.safetensors").is_file()

@@ -158,6 +158,49 @@ def test_auto_fire_is_part_of_the_protocol_an_agent_checks() -> None:
     assert "auto_fire" not in env_protocol(make_env("Catch", fired))
 
 
+def test_max_resize_is_the_blockwise_channel_maximum_and_keeps_the_pong_ball_at_full_brightness() -> None:
+    """resize="max" against a loop over the blocks of a real Pong screen; the ball's pixels stay pure white."""
+    env = make_env("Pong", dataclasses.replace(CFG, frame_size=48, resize="max"), seed=3)
+    raw = raw_atari("Pong")
+    env.reset()
+    raw.reset(seed=episode_seed(3, 0))
+    white = np.array([236, 236, 236], np.uint8)  # Pong's ball; every other colour is darker in all channels
+    balls = 0
+    for _ in range(60):
+        obs, *_ = env.step(0)
+        frames = [raw.step(0)[0] for _ in range(4)]
+        screen = np.maximum(frames[-2], frames[-1])
+        edges_r, edges_c = [i * 210 // 48 for i in range(49)], [j * 160 // 48 for j in range(49)]
+        expected = np.array(
+            [
+                [screen[edges_r[i] : edges_r[i + 1], edges_c[j] : edges_c[j + 1]].max((0, 1)) for j in range(48)]
+                for i in range(48)
+            ]
+        )
+        np.testing.assert_array_equal(obs, expected)
+        field = screen[34:194]  # between the score and the bottom border
+        if (field == white).all(-1).any():
+            balls += 1
+            ball_rows = np.argwhere((field == white).all(-1))[:, 0] + 34
+            # every block holding a ball pixel is the ball's colour (area averaging fades it to about a third)
+            assert any((obs[r * 48 // 210] == white).all(-1).any() for r in ball_rows)
+    assert balls > 20
+    assert obs.shape == (48, 48, 3) and obs.dtype == np.uint8
+
+
+def test_resize_is_part_of_the_protocol_an_agent_checks() -> None:
+    from drama_agent.checks import check_same_game
+
+    maxed = dataclasses.replace(CFG, resize="max")
+    with pytest.raises(ValueError, match="resize area, but the agent's config has max"):
+        check_same_game(make_env("Pong", CFG), "ALE/Pong-v5", maxed)
+    check_same_game(make_env("Pong", maxed), "ALE/Pong-v5", maxed)
+    assert env_protocol(make_env("Pong", maxed))["resize"] == "max"
+    assert "resize" not in env_protocol(make_env("Catch", maxed))  # drawn at its size, nothing shrunk
+    with pytest.raises(ValueError, match="resize mode must be one of"):
+        make_env("Pong", dataclasses.replace(CFG, resize="nearest"))
+
+
 def test_life_loss_flag_can_be_disabled() -> None:
     env = make_env("Breakout", dataclasses.replace(CFG, life_loss_termination=False), seed=0)
     env.reset()

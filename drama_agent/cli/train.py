@@ -148,8 +148,11 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, run: dict[
             run_dir = args.run_dir or Path("runs") / f"{args.game.split('/')[-1]}-{args.preset}-seed{args.seed}-{stamp}"
             print(f"training {agent.env_id} with preset {args.preset} on {agent.device}; run directory {run_dir}")
         print(schedule(agent.cfg))
-        if env_protocol(agent.env).get("auto_fire"):
+        protocol = env_protocol(agent.env)
+        if protocol.get("auto_fire"):
             print("environment: FIRE is pressed for the agent after every reset and lost life (env.auto_fire)")
+        if protocol.get("resize") == "max":
+            print("environment: frames are shrunk by each channel's maximum, not INTER_AREA (env.resize max)")
     except (ValueError, FileNotFoundError) as err:
         print(f"drama-train: error: {err}", file=sys.stderr)
         return 2

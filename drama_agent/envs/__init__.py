@@ -12,6 +12,7 @@ import gymnasium as gym
 
 from drama_agent.config import EnvConfig
 from drama_agent.envs.atari import (
+    RESIZE_MODES,
     ActionRepeat,
     AutoFire,
     EpisodeSeeding,
@@ -25,6 +26,7 @@ from drama_agent.envs.catch import CATCH_ID, CatchEnv, random_policy_return
 gym.register_envs(ale_py)
 
 __all__ = [
+    "RESIZE_MODES",
     "ActionRepeat",
     "AutoFire",
     "CatchEnv",
@@ -86,7 +88,7 @@ def make_env(game: str, cfg: EnvConfig | None = None, seed: int = 0, render_mode
     `cfg` is a config's env section (`DramaConfig.env`); None means `EnvConfig()`, the paper's protocol.
 
     Atari: ALE v5 with frameskip 1, no sticky actions, minimal action set and `cfg.max_episode_frames`,
-    then `ActionRepeat` (sum of rewards, max of the last two frames), `ResizeFrame` (INTER_AREA),
+    then `ActionRepeat` (sum of rewards, max of the last two frames), `ResizeFrame` (`cfg.resize`),
     `LifeLossInfo` (`info["life_loss"]` per `cfg.life_loss_rule`), with `cfg.auto_fire` `AutoFire` (in games
     whose action set has FIRE) and `EpisodeSeeding`. Rewards are not clipped.
     Catch is drawn directly at S (a multiple of 8) and takes one frame per action (`cfg.action_repeat`
@@ -107,7 +109,7 @@ def make_env(game: str, cfg: EnvConfig | None = None, seed: int = 0, render_mode
             max_num_frames_per_episode=cfg.max_episode_frames,
             render_mode=render_mode,
         )
-        env = ResizeFrame(ActionRepeat(env, cfg.action_repeat), cfg.frame_size)
+        env = ResizeFrame(ActionRepeat(env, cfg.action_repeat), cfg.frame_size, cfg.resize)
     env = LifeLossInfo(env, enabled=cfg.life_loss_termination, rule=cfg.life_loss_rule)
     if cfg.auto_fire and _has_fire(env):
         env = AutoFire(env)
@@ -124,7 +126,7 @@ def _has_fire(env: gym.Env) -> bool:
     return "FIRE" in (action_meanings(env) or ())
 
 
-PROTOCOL_FIELDS = ("frame_size", "action_repeat", "max_episode_frames", "auto_fire")
+PROTOCOL_FIELDS = ("frame_size", "resize", "action_repeat", "max_episode_frames", "auto_fire")
 """The `EnvConfig` fields that change what an agent sees and scores (life-loss flags and seeding do not)."""
 
 
@@ -141,6 +143,7 @@ def env_protocol(env: gym.Env) -> dict[str, int]:
             found.setdefault("action_repeat", layer.repeat)
         elif isinstance(layer, ResizeFrame):
             found.setdefault("frame_size", layer.size)
+            found.setdefault("resize", layer.mode)
         elif isinstance(layer, AutoFire):
             found.setdefault("auto_fire", True)
         if not isinstance(layer, gym.Wrapper):
