@@ -7,7 +7,7 @@ On CUDA the default is the full xs config in fp32 and bf16; on CPU, xs runs with
 (a full xs update does not fit a reasonable CPU time budget). The process keeps freed large blocks
 (`drama_agent.cpu.keep_freed_memory`, as `drama-train` does) and uses the configs' default precision.
 
-Writes benchmarks/results/train_step.{json,md}. Usage:
+Writes benchmarks/results/train_step.{json,md} (on CUDA: train_step_cuda.{json,md}). Usage:
     OMP_NUM_THREADS=1 python benchmarks/train_step.py [--quick] [--game Pong]
 """
 
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             cases.append(("xs fp32", DramaConfig.preset("xs").replace_path("train.precision", "fp32"), {}))
             cases.append(("xs bf16", DramaConfig.preset("xs").replace_path("train.precision", "bf16"), {}))
+            cases.append(("cpu preset, bf16", DramaConfig.preset("cpu").replace_path("train.precision", "bf16"), {}))
     rows = []
     for name, cfg, overrides in cases:
         for key, value in overrides.items():
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         print(name, {k: round(v, 1) for k, v in timing.items()}, flush=True)
     meta = {
         "device": args.device,
+        "device_name": torch.cuda.get_device_name(args.device) if args.device != "cpu" else platform.processor(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "machine": platform.machine(),
@@ -108,10 +110,12 @@ def main(argv: list[str] | None = None) -> None:
         "quick": args.quick,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "train_step.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    stem = "train_step" if args.device == "cpu" else "train_step_cuda"
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     parts = ("env", "acting", "world_model", "imagination", "actor_critic")
     lines = [
-        f"Device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, game {args.game}; "
+        f"Device {args.device} ({meta['device_name']}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"game {args.game}; "
         f"median ms per env step over {steps} steps (share of the step in brackets).",
         "",
         "| case | wm batch | imagination | env | acting | world-model update | imagination | actor-critic update "
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.device != "cpu":
         lines += ["", "Projected wall-clock of 100k env steps at these rates (no evaluation, no logging):", ""]
         lines += [f"* {r['case']}: {r['projected_100k_hours']:.1f} h" for r in rows]
-    (RESULTS / "train_step.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
