@@ -196,15 +196,18 @@ def test_a_shipped_checkpoint_loads_by_name_offline_and_plays(monkeypatch):
     assert result["mean"] == pytest.approx(np.mean(claimed["returns"][:5]))
 
 
-CPU_AGENTS = {"drama-cpu-pong": "ALE/Pong-v5", "drama-cpu-breakout": "ALE/Breakout-v5"}
+# name -> (game, env.resize it was trained with: drama-cpu-pong with the `max` override of the preset's `area`)
+CPU_AGENTS = {"drama-cpu-pong": ("ALE/Pong-v5", "max"), "drama-cpu-breakout": ("ALE/Breakout-v5", "area")}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "env_id"), CPU_AGENTS.items())
-def test_a_shipped_cpu_agent_loads_by_name_offline_and_replays_its_first_evaluation_episode(monkeypatch, name, env_id):
+@pytest.mark.parametrize(("name", "env_id", "resize"), [(name, *spec) for name, spec in CPU_AGENTS.items()])
+def test_a_shipped_cpu_agent_loads_by_name_offline_and_replays_its_first_evaluation_episode(
+    monkeypatch, name, env_id, resize
+):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     agent = DramaAgent.from_pretrained(name, device="cpu", local_files_only=True)
-    preset = DramaConfig.preset("cpu")
+    preset = DramaConfig.preset("cpu").replace_path("env.resize", resize)
     for section in ("env", "sequence", "world_model", "actor_critic", "imagination", "replay"):
         assert getattr(agent.cfg, section) == getattr(preset, section), section
     assert (agent.env_id, agent.obs_shape) == (env_id, (48, 48, 3))
