@@ -3,9 +3,9 @@
 Parts: env (the real game), acting (choosing the action with the world model and actor), world-model update,
 imagination (the no-grad dream), actor-critic update. The replay is first filled with random play; each part
 is timed over `--steps` training steps after `--warmup` untimed ones and reported as a median in ms.
-On CUDA the default is the full xs config in fp32 and bf16; on CPU, xs runs with the reduced batches below
-(a full xs update does not fit a reasonable CPU time budget). The process keeps freed large blocks
-(`drama_agent.cpu.keep_freed_memory`, as `drama-train` does) and uses the configs' default precision.
+On CUDA the default is the full xs config in fp32 and bf16 and the cpu preset in bf16; on CPU, xs runs with
+the reduced batches below (a full xs update does not fit a reasonable CPU time budget). The process keeps freed
+large blocks (`drama_agent.cpu.keep_freed_memory`, as `drama-train` does) and uses the configs' default precision.
 
 Writes benchmarks/results/train_step.{json,md} (on CUDA: train_step_cuda.{json,md}). Usage:
     OMP_NUM_THREADS=1 python benchmarks/train_step.py [--quick] [--game Pong]

@@ -130,13 +130,13 @@ PROTOCOL_FIELDS = ("frame_size", "resize", "action_repeat", "max_episode_frames"
 """The `EnvConfig` fields that change what an agent sees and scores (life-loss flags and seeding do not)."""
 
 
-def env_protocol(env: gym.Env) -> dict[str, int]:
+def env_protocol(env: gym.Env) -> dict[str, int | str]:
     """The `PROTOCOL_FIELDS` an environment built by `make_env` (or with its wrappers) actually runs with.
 
     Read from the wrapper chain and the game itself; a field the environment does not reveal is left out
     (Catch takes one frame per action, so it has no `action_repeat`).
     """
-    found: dict[str, int] = {}
+    found: dict[str, int | str] = {}
     layer = env
     while True:
         if isinstance(layer, ActionRepeat):
