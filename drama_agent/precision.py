@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from drama_agent.cpu import cpu_has_native_bf16
 
@@ -78,3 +78,21 @@ def with_bf16_layers(module: nn.Module) -> nn.Module:
         if isinstance(layer, AUTOCAST_LAYERS):
             layer.to(torch.bfloat16)
     return copied
+
+
+class RMSNorm(nn.RMSNorm):
+    """`nn.RMSNorm` over the last dimension that also takes a bfloat16 input (a Linear's output under autocast)
+    with its float32 weight, computing what torch's unfused kernel computes for that pair: the statistics and the
+    weight's product in float32, the result rounded to the input's dtype. torch takes that kernel with a warning
+    on every call; this says what it computes and takes it quietly. Inputs of the weight's dtype take the fused
+    kernel as before."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__(dim, eps=eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dtype == self.weight.dtype:
+            return super().forward(x)
+        wide = x.float()
+        scale = torch.rsqrt(wide.pow(2).mean(-1, keepdim=True).add_(self.eps))
+        return wide.mul(scale).mul(self.weight).type_as(x)

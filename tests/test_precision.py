@@ -1,11 +1,13 @@
 """bf16 autocast: the precision setting, the world-model loss against fp32, and skipped non-finite updates."""
 
+import warnings
+
 import pytest
 import torch
 
 from drama_agent import DramaAgent, DramaConfig, make_env
 from drama_agent import precision as precision_module
-from drama_agent.precision import resolve_precision
+from drama_agent.precision import RMSNorm, resolve_precision
 from drama_agent.world_model import build_world_model
 
 DEBUG = DramaConfig.preset("debug")
@@ -58,3 +60,21 @@ def test_a_non_finite_gradient_skips_the_update_and_is_counted() -> None:
     result = trainer.step()
     assert result.metrics["world_model/skipped_update"].item() == 0.0
     assert not all(torch.equal(p, b) for p, b in zip(params, before, strict=True))
+
+
+def test_rms_norm_of_a_bf16_input_is_torchs_unfused_result_bit_for_bit_without_its_warning() -> None:
+    torch.manual_seed(0)
+    for width, eps, scale in ((64, 1e-6, 1.0), (256, 1e-5, 1e-3), (333, 1e-6, 30.0)):
+        norm = RMSNorm(width, eps=eps)
+        with torch.no_grad():
+            norm.weight.normal_()
+        x = (torch.randn(5, 7, width) * scale).bfloat16()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = torch.rms_norm(x, (width,), norm.weight, eps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = norm(x)
+        assert got.dtype == torch.bfloat16 and torch.equal(got, expected)
+        wide = torch.randn(5, 7, width) * scale  # float32 input: torch's fused kernel, as nn.RMSNorm
+        assert torch.equal(norm(wide), torch.rms_norm(wide, (width,), norm.weight, eps))

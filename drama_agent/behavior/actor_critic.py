@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from drama_agent.behavior.normalizers import ReturnNormalizer, RunningMeanStd
 from drama_agent.config import ActorCriticConfig, DramaConfig
 from drama_agent.distributions import SymlogTwoHot
+from drama_agent.precision import RMSNorm
 
 HIDDEN_GAIN = math.sqrt(2.0)
 """Orthogonal-init gain of the hidden linear layers."""
@@ -35,7 +36,7 @@ def mlp(in_dim: int, hidden: int, layers: int, out_dim: int, norm_eps: float) ->
     blocks: list[nn.Module] = []
     for i in range(layers):
         width_in = in_dim if i == 0 else hidden
-        blocks += [_linear(width_in, hidden, HIDDEN_GAIN), nn.RMSNorm(hidden, eps=norm_eps), nn.SiLU()]
+        blocks += [_linear(width_in, hidden, HIDDEN_GAIN), RMSNorm(hidden, eps=norm_eps), nn.SiLU()]
     blocks.append(_linear(hidden, out_dim, OUTPUT_GAIN))
     return nn.Sequential(*blocks)
 

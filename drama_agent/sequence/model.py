@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from drama_agent.config import DramaConfig, SequenceConfig
+from drama_agent.precision import RMSNorm
 from drama_agent.sequence.gru import GRUMixer
 from drama_agent.sequence.mamba import MambaMixer
 from drama_agent.sequence.mamba2 import Mamba2Mixer
@@ -57,9 +58,9 @@ class ResidualStack(nn.Module):
         if cfg.backbone not in MIXERS:
             raise ValueError(f"unknown backbone {cfg.backbone!r}; choose one of {sorted(MIXERS)}")
         self.cfg = cfg
-        self.norms = nn.ModuleList(nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps) for _ in range(cfg.n_layers))
+        self.norms = nn.ModuleList(RMSNorm(cfg.d_model, eps=cfg.norm_eps) for _ in range(cfg.n_layers))
         self.mixers = nn.ModuleList(MIXERS[cfg.backbone](cfg) for _ in range(cfg.n_layers))
-        self.norm_f = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.norm_f = RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         if cfg.mamba_ssm_init and cfg.backbone in RESCALED_MIXERS:
             with torch.no_grad():  # GPT-2's residual rescaling: one residual branch per block
                 for mixer in self.mixers:
@@ -123,7 +124,7 @@ class SequenceModel(nn.Module):
         self.stem = nn.Linear(latent_dim + num_actions, cfg.d_model)
         if cfg.mamba_ssm_init:
             nn.init.zeros_(self.stem.bias)
-        self.stem_norm = nn.RMSNorm(cfg.d_model, eps=cfg.stem_norm_eps)
+        self.stem_norm = RMSNorm(cfg.d_model, eps=cfg.stem_norm_eps)
         self.backbone = ResidualStack(cfg)
 
     @property

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from drama_agent.config import SequenceConfig
+from drama_agent.precision import RMSNorm
 
 KVCache = tuple[Tensor, Tensor]
 
@@ -39,7 +40,7 @@ class TransformerMixer(nn.Module):
         self.n_heads, self.head_dim, self.max_len = cfg.n_heads, cfg.d_model // cfg.n_heads, cfg.max_len
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.out_proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-        self.mlp_norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.mlp_norm = RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.mlp_in = nn.Linear(cfg.d_model, cfg.expand * cfg.d_model, bias=False)
         self.mlp_out = nn.Linear(cfg.expand * cfg.d_model, cfg.d_model, bias=False)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from drama_agent.precision import RMSNorm
 from drama_agent.world_model.latent import unimix_logits
 
 
@@ -30,7 +31,7 @@ class MLPHead(nn.Module):
     def __init__(self, in_dim: int, hidden: int, out_dim: int, norm_eps: float) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden), nn.RMSNorm(hidden, eps=norm_eps), nn.SiLU(), nn.Linear(hidden, out_dim)
+            nn.Linear(in_dim, hidden), RMSNorm(hidden, eps=norm_eps), nn.SiLU(), nn.Linear(hidden, out_dim)
         )
 
     def forward(self, x: Tensor) -> Tensor:
